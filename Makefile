@@ -1,0 +1,40 @@
+# Two commands for a new user: `make run` (the local stack) and `make test` (the whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test e2e lint bench deps package clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+deps: $(VENV)/.installed node_modules/.installed
+
+## make run: Azurite + the bot (unauthenticated local mode) + the Agents Playground; Ctrl-C stops all three.
+run: deps
+	$(PY) -m scripts.run_local
+
+## make test: the whole suite; the suite starts and stops its own in-memory Azurite on a free port.
+test: deps
+	$(PY) -m pytest
+
+## make e2e: the end-to-end test through the real Agents Playground in headless Chromium.
+e2e: deps
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	$(PY) -m pytest -m e2e tests/e2e
+
+lint: deps
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+clean:
+	rm -rf $(VENV) node_modules .data build .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,199 @@
+"""Service settings: read once from the environment (and `.env`), validated, typed.
+
+The variable names are the ones Azure Bot Service, App Service and the Bot Framework tooling
+use, so operators can rely on them. A bad value fails at start with a message that names the
+variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+APP_TYPES = ("MultiTenant", "SingleTenant", "UserAssignedMSI")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the service reads from its environment."""
+
+    microsoft_app_id: str = ""
+    """`MicrosoftAppId`: the bot's Entra app id. Empty means no authentication (see below)."""
+
+    microsoft_app_password: str = ""
+    """`MicrosoftAppPassword`: the app's client secret (MultiTenant / SingleTenant)."""
+
+    microsoft_app_type: str = "MultiTenant"
+    """`MicrosoftAppType`: MultiTenant, SingleTenant or UserAssignedMSI."""
+
+    microsoft_app_tenant_id: str = ""
+    """`MicrosoftAppTenantId`: the app's home tenant (SingleTenant and UserAssignedMSI)."""
+
+    storage_connection_string: str = ""
+    """`AZURE_STORAGE_CONNECTION_STRING`: the Table endpoint with a key (Azurite locally)."""
+
+    storage_account_url: str = ""
+    """`AZURE_STORAGE_ACCOUNT_URL`: a Table endpoint reached with managed identity instead."""
+
+    table_prefix: str = "ccbot"
+    """`TABLE_PREFIX`: prefix of every table name, so several deployments can share an account."""
+
+    host: str = "127.0.0.1"
+    """`HOST`: the address the HTTP server binds."""
+
+    port: int = 3978
+    """`PORT`: the port the HTTP server binds."""
+
+    dangerously_allow_unauthenticated: bool = False
+    """`DANGEROUSLY_ALLOW_UNAUTHENTICATED`: accept activities without a Bot Framework JWT.
+
+    Only for the local stack (Agents Playground). Required to start without an app id.
+    """
+
+    default_currency: str = "USD"
+    """`DEFAULT_CURRENCY`: the ISO 4217 currency of a new tenant's account."""
+
+    log_level: str = "INFO"
+    """`LOG_LEVEL`: DEBUG, INFO, WARNING or ERROR."""
+
+    @property
+    def authentication_enabled(self) -> bool:
+        return bool(self.microsoft_app_id)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
+    ) -> Settings:
+        """Build settings from `environ` (default: the process environment) over `.env`.
+
+        Values in the environment win over the `.env` file, as with every dotenv tool.
+        """
+        values: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, str]) -> Settings:
+        def text(name: str, default: str = "") -> str:
+            return values.get(name, default).strip()
+
+        app_type = text("MicrosoftAppType", "MultiTenant") or "MultiTenant"
+        match = {t.lower(): t for t in APP_TYPES}.get(app_type.lower())
+        if match is None:
+            raise SettingsError(
+                f"MicrosoftAppType must be one of {', '.join(APP_TYPES)}, not {app_type!r}"
+            )
+
+        settings = cls(
+            microsoft_app_id=text("MicrosoftAppId"),
+            microsoft_app_password=values.get("MicrosoftAppPassword", ""),
+            microsoft_app_type=match,
+            microsoft_app_tenant_id=text("MicrosoftAppTenantId"),
+            storage_connection_string=text("AZURE_STORAGE_CONNECTION_STRING"),
+            storage_account_url=text("AZURE_STORAGE_ACCOUNT_URL"),
+            table_prefix=_table_prefix(text("TABLE_PREFIX", "ccbot")),
+            host=text("HOST", "127.0.0.1") or "127.0.0.1",
+            port=_port(text("PORT", "3978")),
+            dangerously_allow_unauthenticated=_boolean(
+                "DANGEROUSLY_ALLOW_UNAUTHENTICATED", text("DANGEROUSLY_ALLOW_UNAUTHENTICATED")
+            ),
+            default_currency=_currency(text("DEFAULT_CURRENCY", "USD") or "USD"),
+            log_level=_log_level(text("LOG_LEVEL", "INFO") or "INFO"),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Cross-field rules; raises `SettingsError` naming the variable to fix."""
+        if not self.microsoft_app_id and not self.dangerously_allow_unauthenticated:
+            raise SettingsError(
+                "MicrosoftAppId is not set. Set it (with MicrosoftAppPassword) to validate Bot "
+                "Framework tokens, or set DANGEROUSLY_ALLOW_UNAUTHENTICATED=true for local use"
+            )
+        if self.microsoft_app_id and self.dangerously_allow_unauthenticated:
+            raise SettingsError(
+                "DANGEROUSLY_ALLOW_UNAUTHENTICATED=true cannot be combined with MicrosoftAppId: "
+                "with an app id every request must carry a valid token"
+            )
+        if self.microsoft_app_id and self.microsoft_app_type != "UserAssignedMSI":
+            if not self.microsoft_app_password:
+                raise SettingsError(
+                    f"MicrosoftAppPassword is required when MicrosoftAppType is "
+                    f"{self.microsoft_app_type}"
+                )
+        if self.microsoft_app_type in ("SingleTenant", "UserAssignedMSI") and self.microsoft_app_id:
+            if not self.microsoft_app_tenant_id:
+                raise SettingsError(
+                    f"MicrosoftAppTenantId is required when MicrosoftAppType is "
+                    f"{self.microsoft_app_type}"
+                )
+        if not self.storage_connection_string and not self.storage_account_url:
+            raise SettingsError(
+                "AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGE_ACCOUNT_URL for managed "
+                "identity) is not set"
+            )
+        if self.storage_account_url and not self.storage_account_url.startswith(
+            ("https://", "http://")
+        ):
+            raise SettingsError("AZURE_STORAGE_ACCOUNT_URL must be an http(s) URL")
+
+    def __repr__(self) -> str:
+        # Never let a secret reach a log line through repr().
+        secret = "***" if self.microsoft_app_password else ""
+        conn = "***" if self.storage_connection_string else ""
+        return (
+            f"Settings(app_id={self.microsoft_app_id!r}, app_type={self.microsoft_app_type!r}, "
+            f"password={secret!r}, storage_connection_string={conn!r}, "
+            f"storage_account_url={self.storage_account_url!r}, host={self.host!r}, "
+            f"port={self.port}, unauthenticated={self.dangerously_allow_unauthenticated})"
+        )
+
+
+def _boolean(name: str, raw: str) -> bool:
+    value = raw.lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SettingsError(f"PORT must be a number from 1 to 65535, not {raw!r}")
+    return int(raw)
+
+
+def _currency(raw: str) -> str:
+    code = raw.upper()
+    if len(code) != 3 or not code.isalpha() or not code.isascii():
+        raise SettingsError(f"DEFAULT_CURRENCY must be an ISO 4217 code such as USD, not {raw!r}")
+    return code
+
+
+def _table_prefix(raw: str) -> str:
+    # Table names: alphanumeric, start with a letter; the longest suffix we add is 20 characters.
+    if not raw or not raw.isascii() or not raw.isalnum() or not raw[0].isalpha() or len(raw) > 40:
+        raise SettingsError(
+            f"TABLE_PREFIX must be 1-40 letters and digits, starting with a letter, not {raw!r}"
+        )
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {raw!r}")
+    return level

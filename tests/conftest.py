@@ -1,0 +1,43 @@
+"""Shared fixtures: one in-memory Azurite for the session, fresh tables for every test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from scripts.azurite import Azurite
+from storage.tables import TableStore
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """The real Table endpoint the integration tests talk to (Azurite, started here)."""
+    with Azurite() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def table_prefix() -> str:
+    # A unique prefix per test keeps tests independent without restarting Azurite.
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+async def table_store(azurite: Azurite, table_prefix: str) -> AsyncIterator[TableStore]:
+    store = TableStore.from_settings(
+        connection_string=azurite.connection_string, account_url="", prefix=table_prefix
+    )
+    await store.create_tables()
+    yield store
+    await store.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build settings explicitly; a developer's shell or .env must not leak in."""
+    for name in list(os.environ):
+        if name.startswith(("Microsoft", "AZURE_STORAGE", "DANGEROUSLY_")):
+            monkeypatch.delenv(name)
