@@ -1,0 +1,124 @@
+"""The credits domain's records. Plain data: no I/O, no SDK types.
+
+Amounts are integer minor units of the account's currency throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+
+class EntryKind(StrEnum):
+    PURCHASE = "purchase"
+    RECHARGE = "recharge"
+    USAGE = "usage"
+    EXPIRY = "expiry"
+    ADJUSTMENT = "adjustment"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class MethodKind(StrEnum):
+    CARD = "card"
+    AGREEMENT = "agreement"
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    """A tokenised card: what an admin may see of it, and the processor's token."""
+
+    id: str
+    token: str
+    brand: str
+    last4: str
+    expiry_month: int
+    expiry_year: int
+
+
+@dataclass(frozen=True)
+class AutoRecharge:
+    enabled: bool = False
+    recharge_with_minor: int = 0
+    trigger_minor: int = 0
+    method_id: str = ""
+
+
+@dataclass(frozen=True)
+class Account:
+    tenant_id: str
+    currency: str
+    balance_minor: int = 0
+    ledger_seq: int = 0
+    """Number of ledger entries so far; the next entry's sequence number is this plus one."""
+    cards: tuple[SavedCard, ...] = ()
+    agreements: tuple[str, ...] = ()
+    """Enterprise Agreement numbers the tenant may invoice."""
+    default_method_id: str = ""
+    auto_recharge: AutoRecharge = field(default_factory=AutoRecharge)
+
+    def card(self, card_id: str) -> SavedCard | None:
+        return next((c for c in self.cards if c.id == card_id), None)
+
+    def with_balance(self, balance_minor: int, ledger_seq: int) -> Account:
+        return replace(self, balance_minor=balance_minor, ledger_seq=ledger_seq)
+
+
+@dataclass(frozen=True)
+class Lot:
+    """Funds from one purchase or recharge; drawn earliest-expiry first, forfeited at expiry."""
+
+    lot_id: str
+    amount_minor: int
+    remaining_minor: int
+    purchased_at: datetime
+    expires_at: datetime
+    order_key: str = ""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """Immutable; a correction is a new entry. One entry per lot a change touches."""
+
+    seq: int
+    kind: EntryKind
+    amount_minor: int
+    """Signed: credits positive, debits negative."""
+    balance_after_minor: int
+    lot_id: str
+    actor: str
+    reference: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PaymentMethod:
+    """How an order is paid: a saved card, or an agreement number with an optional PO."""
+
+    kind: MethodKind
+    card_id: str = ""
+    agreement_number: str = ""
+    purchase_order: str = ""
+
+
+@dataclass(frozen=True)
+class Order:
+    tenant_id: str
+    key: str
+    """The idempotency key: the nonce of the form that was confirmed."""
+    amount_minor: int
+    currency: str
+    method: PaymentMethod
+    kind: EntryKind
+    actor: str
+    status: OrderStatus
+    created_at: datetime
+    updated_at: datetime
+    gateway_reference: str = ""
+    failure_reason: str = ""
+    lot_id: str = ""
