@@ -30,8 +30,16 @@ class TableNames:
     def conversations(self) -> str:
         return f"{self.prefix}Conversations"
 
+    @property
+    def credits(self) -> str:
+        return f"{self.prefix}Credits"
+
+    @property
+    def sandbox_payments(self) -> str:
+        return f"{self.prefix}SandboxPayments"
+
     def all(self) -> list[str]:
-        return [self.bot_state, self.conversations]
+        return [self.bot_state, self.conversations, self.credits, self.sandbox_payments]
 
 
 class TableStore:

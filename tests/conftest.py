@@ -41,3 +41,35 @@ def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("Microsoft", "AZURE_STORAGE", "DANGEROUSLY_")):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def settings(azurite: Azurite, table_prefix: str):
+    from bot.settings import Settings
+
+    return Settings.from_mapping(
+        {
+            "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
+            "TABLE_PREFIX": table_prefix,
+            "DANGEROUSLY_ALLOW_UNAUTHENTICATED": "true",
+        }
+    )
+
+
+@pytest.fixture
+async def connector(aiohttp_server):
+    """A fake Bot Connector on loopback (see tests/fakes/connector.py); `.url` is its base."""
+    from tests.fakes.connector import FakeConnector
+
+    fake = FakeConnector()
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("")).rstrip("/")
+    return fake
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings):
+    """The real aiohttp application, on Azurite, in unauthenticated local mode."""
+    from app import create_app
+
+    return await aiohttp_client(create_app(settings))

@@ -1,0 +1,149 @@
+"""Entry point: builds the aiohttp application from settings and runs it.
+
+`create_app(settings)` is the only place that wires concrete classes together; tests build the
+same application with their own settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+from botbuilder.core import ConversationState, UserState
+from jwt import PyJWTError
+
+from bot.activity_handler import CreditsBot
+from bot.adapter import AdapterWithErrorHandler
+from bot.i18n import Localizer
+from bot.settings import Settings, SettingsError
+from cards import CardRenderer
+from dialogs.commands import Command, CommandParser
+from dialogs.language import LanguageDialog, LanguagePreference
+from dialogs.main_dialog import MainDialog
+from storage.bot_state import TableBotStorage
+from storage.conversations import ConversationRepository
+from storage.tables import TableStore
+
+logger = logging.getLogger("ccbot")
+
+# Bot Framework activities are small; a megabyte is generous and bounds what a caller can send.
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a request handler needs, built once per application."""
+
+    store: TableStore
+    adapter: AdapterWithErrorHandler
+    bot: CreditsBot
+
+
+SETTINGS = web.AppKey("settings", Settings)
+SERVICES = web.AppKey("services", Services)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_services)
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = TableStore.from_settings(
+        connection_string=settings.storage_connection_string,
+        account_url=settings.storage_account_url,
+        prefix=settings.table_prefix,
+    )
+    try:
+        await store.create_tables()
+        app[SERVICES] = build_services(settings, store)
+        yield
+    finally:
+        await store.close()
+
+
+def build_services(settings: Settings, store: TableStore) -> Services:
+    bot_storage = TableBotStorage(store.table(store.names.bot_state))
+    conversation_state = ConversationState(bot_storage)
+    user_state = UserState(bot_storage)
+    localizer = Localizer.from_directory()
+    cards = CardRenderer()
+    language = LanguagePreference(user_state.create_property("Language"))
+    main_dialog = MainDialog(
+        conversation_state.create_property("DialogState"),
+        CommandParser.from_localizer(localizer),
+        cards,
+        flows={Command.LANGUAGE: LanguageDialog(language, localizer, cards)},
+    )
+    bot = CreditsBot(
+        conversation_state=conversation_state,
+        user_state=user_state,
+        localizer=localizer,
+        language=language,
+        cards=cards,
+        main_dialog=main_dialog,
+        conversations=ConversationRepository(store.table(store.names.conversations)),
+    )
+    adapter = AdapterWithErrorHandler(settings, conversation_state, localizer)
+    return Services(store=store, adapter=adapter, bot=bot)
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="expected application/json")
+    # Parsed here so that malformed input is a 400, not an exception inside the adapter.
+    try:
+        body = json.loads(await request.read())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise web.HTTPBadRequest(text="the body is not valid JSON") from error
+    if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+        raise web.HTTPBadRequest(text="the body is not a Bot Framework activity")
+    services = request.app[SERVICES]
+    try:
+        response = await services.adapter.process(request, services.bot)
+    except PyJWTError as error:
+        # A token that does not even parse; botbuilder lets PyJWT's error escape as a 500.
+        raise web.HTTPUnauthorized() from error
+    return response or web.Response(status=201)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    if await services.store.ping():
+        return web.json_response({"status": "ok", "storage": "ok"})
+    return web.json_response({"status": "unavailable", "storage": "unreachable"}, status=503)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    # The SDK logs every HTTP request and its headers at INFO; keep them out of normal logs.
+    logging.getLogger("azure").setLevel(logging.WARNING)
+
+
+def main() -> None:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)  # noqa: T201 - before logging
+        raise SystemExit(2) from error
+    configure_logging(settings.log_level)
+    if settings.dangerously_allow_unauthenticated:
+        logger.warning("running WITHOUT authentication (DANGEROUSLY_ALLOW_UNAUTHENTICATED=true)")
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The Teams edge: turns activities into calls to the dialogs and the conversation store."""
+
+from __future__ import annotations
+
+import logging
+
+from botbuilder.core import (
+    ConversationState,
+    MessageFactory,
+    TurnContext,
+    UserState,
+)
+from botbuilder.core.teams import TeamsActivityHandler
+from botbuilder.schema import ChannelAccount
+
+from bot.i18n import Localizer
+from bot.turn import conversation_kind, set_translator, tenant_id_of, translator_of
+from cards import CardRenderer
+from dialogs.language import LanguagePreference
+from dialogs.main_dialog import MainDialog
+from storage.conversations import ConversationRepository
+
+logger = logging.getLogger(__name__)
+
+# Commands are a few words; anything this long is a paste or an attack, and is not parsed.
+MAX_TEXT_CHARS = 2000
+REFERENCE_FINGERPRINT = "ReferenceFingerprint"
+
+
+class CreditsBot(TeamsActivityHandler):
+    def __init__(
+        self,
+        *,
+        conversation_state: ConversationState,
+        user_state: UserState,
+        localizer: Localizer,
+        language: LanguagePreference,
+        cards: CardRenderer,
+        main_dialog: MainDialog,
+        conversations: ConversationRepository,
+    ) -> None:
+        self._conversation_state = conversation_state
+        self._user_state = user_state
+        self._localizer = localizer
+        self._language = language
+        self._cards = cards
+        self._main_dialog = main_dialog
+        self._conversations = conversations
+        self._fingerprint = conversation_state.create_property(REFERENCE_FINGERPRINT)
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        chosen = await self._language.get(turn_context)
+        set_translator(turn_context, self._localizer.translator(chosen or turn_context.activity.locale))
+        try:
+            await super().on_turn(turn_context)
+        finally:
+            # Saved even when the turn failed half-way, so a half-started flow is not replayed;
+            # the error handler clears the conversation state afterwards when it must.
+            await self._conversation_state.save_changes(turn_context)
+            await self._user_state.save_changes(turn_context)
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        t = translator_of(turn_context)
+        tenant_id = tenant_id_of(activity)
+        if tenant_id is None:
+            logger.warning("message without a tenant id, activity %s", activity.id)
+            await turn_context.send_activity(t("error.no_tenant"))
+            return
+        if activity.text and len(activity.text) > MAX_TEXT_CHARS:
+            await turn_context.send_activity(
+                t("error.too_long", length=t.number(len(activity.text)), limit=MAX_TEXT_CHARS)
+            )
+            return
+        if activity.text:
+            # In channels Teams prefixes the text with an <at>mention</at> of the bot.
+            activity.text = TurnContext.remove_recipient_mention(activity) or activity.text
+        await self._refresh_reference(turn_context, tenant_id)
+        await self._main_dialog.on_message(turn_context)
+
+    async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
+        # Handled here rather than in on_teams_members_added, which looks every added user up
+        # through the connector: one round trip per member that this bot does not need.
+        activity = turn_context.activity
+        bot_id = activity.recipient.id if activity.recipient else None
+        if any(member.id == bot_id for member in activity.members_added or []):
+            await self._installed(turn_context)
+        elif any(member.id == bot_id for member in activity.members_removed or []):
+            await self._uninstalled(turn_context)
+
+    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+        await self._installed(turn_context)
+
+    async def on_installation_update_remove(self, turn_context: TurnContext) -> None:
+        await self._uninstalled(turn_context)
+
+    async def _installed(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        tenant_id = tenant_id_of(activity)
+        if tenant_id is None:
+            logger.warning("installation without a tenant id, activity %s", activity.id)
+            return
+        is_new = await self._conversations.upsert(
+            tenant_id=tenant_id,
+            reference=TurnContext.get_conversation_reference(activity),
+            kind=conversation_kind(activity),
+            locale=activity.locale or "",
+            user_aad_object_id=_aad_object_id(activity.from_property),
+        )
+        await self._fingerprint.set(turn_context, _fingerprint(activity))
+        logger.info("installed in %s conversation, tenant %s", conversation_kind(activity), tenant_id)
+        if is_new:
+            t = translator_of(turn_context)
+            await turn_context.send_activity(
+                MessageFactory.attachment(self._cards.attachment("welcome", t))
+            )
+
+    async def _uninstalled(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        tenant_id = tenant_id_of(activity)
+        if tenant_id is None:
+            return
+        await self._conversations.deactivate(tenant_id, activity.conversation.id)
+        logger.info("uninstalled from conversation, tenant %s", tenant_id)
+
+    async def _refresh_reference(self, turn_context: TurnContext, tenant_id: str) -> None:
+        """Keep the stored reference current (Teams can move a conversation's service URL).
+
+        The fingerprint lives in conversation state, which the turn reads anyway, so an
+        unchanged reference costs no storage round trip.
+        """
+        activity = turn_context.activity
+        fingerprint = _fingerprint(activity)
+        if await self._fingerprint.get(turn_context, lambda: None) == fingerprint:
+            return
+        await self._conversations.upsert(
+            tenant_id=tenant_id,
+            reference=TurnContext.get_conversation_reference(activity),
+            kind=conversation_kind(activity),
+            locale=activity.locale or "",
+            user_aad_object_id=_aad_object_id(activity.from_property),
+        )
+        await self._fingerprint.set(turn_context, fingerprint)
+
+
+def _fingerprint(activity) -> str:
+    return f"{activity.service_url}|{activity.locale or ''}"
+
+
+def _aad_object_id(account: ChannelAccount | None) -> str:
+    return (account.aad_object_id or "") if account is not None else ""

@@ -1,0 +1,68 @@
+"""The CloudAdapter with the product's error handling."""
+
+from __future__ import annotations
+
+import logging
+
+from botbuilder.core import ConversationState, TurnContext
+from botbuilder.integration.aiohttp import (
+    CloudAdapter,
+    ConfigurationBotFrameworkAuthentication,
+)
+
+from bot.i18n import Localizer
+from bot.settings import Settings
+from bot.turn import TRANSLATOR_KEY, tenant_id_of
+
+logger = logging.getLogger(__name__)
+
+
+class AdapterWithErrorHandler(CloudAdapter):
+    """Logs a failed turn, apologises in the user's language and resets the conversation.
+
+    Each recovery step is guarded on its own: failing to apologise (the connector is down)
+    must not stop the state from being cleared, or a broken dialog would fail every turn.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        conversation_state: ConversationState,
+        localizer: Localizer,
+    ) -> None:
+        super().__init__(ConfigurationBotFrameworkAuthentication(_BotConfig(settings)))
+        self._conversation_state = conversation_state
+        self._localizer = localizer
+        self.on_turn_error = self._on_error
+
+    async def _on_error(self, turn_context: TurnContext, error: Exception) -> None:
+        activity = turn_context.activity
+        logger.error(
+            "turn failed: tenant=%s activity=%s type=%s",
+            tenant_id_of(activity),
+            activity.id,
+            activity.type,
+            exc_info=error,
+        )
+        translator = turn_context.turn_state.get(TRANSLATOR_KEY) or self._localizer.translator(
+            activity.locale
+        )
+        if activity.type == "message":
+            try:
+                await turn_context.send_activity(translator.gettext("error.generic"))
+            except Exception:  # noqa: BLE001 - any send failure is logged and recovery goes on
+                logger.exception("could not tell the user about the failure")
+        try:
+            await self._conversation_state.delete(turn_context)
+        except Exception:  # noqa: BLE001 - a storage outage must not mask the original error
+            logger.exception("could not clear the conversation state")
+
+
+class _BotConfig:
+    """The attribute names botbuilder's configuration-driven authentication reads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.APP_ID = settings.microsoft_app_id or None
+        self.APP_PASSWORD = settings.microsoft_app_password or None
+        self.APP_TYPE = settings.microsoft_app_type
+        self.APP_TENANTID = settings.microsoft_app_tenant_id or None

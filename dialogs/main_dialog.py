@@ -1,0 +1,126 @@
+"""The main dialog: routes text commands and card actions to flows.
+
+A command (typed, or a card button carrying `{"command": ...}`) always wins: it cancels whatever
+flow was active and starts its own, so an admin is never stuck inside a form. Anything else goes
+to the active flow, and with no active flow gets a hint and the menu.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from botbuilder.core import MessageFactory, StatePropertyAccessor, TurnContext
+from botbuilder.dialogs import Dialog, DialogSet, DialogTurnStatus
+
+from bot.turn import translator_of
+from cards import CardRenderer
+from dialogs.commands import Command, CommandParser, ParsedCommand
+from dialogs.language import LanguageDialog
+
+logger = logging.getLogger(__name__)
+
+# Flows that later work builds; until then they answer "coming soon".
+COMING_SOON = frozenset(
+    {
+        Command.STATUS,
+        Command.ADD_FUNDS,
+        Command.AUTO_RECHARGE,
+        Command.LICENCES,
+        Command.USAGE,
+        Command.ALERTS,
+    }
+)
+
+
+class MainDialog:
+    def __init__(
+        self,
+        dialog_state: StatePropertyAccessor,
+        parser: CommandParser,
+        cards: CardRenderer,
+        flows: dict[Command, Dialog],
+    ) -> None:
+        self._parser = parser
+        self._cards = cards
+        self._flows = flows
+        self._dialogs = DialogSet(dialog_state)
+        for dialog in flows.values():
+            self._dialogs.add(dialog)
+
+    async def on_message(self, turn_context: TurnContext) -> None:
+        dc = await self._dialogs.create_context(turn_context)
+        command = self._command_of(turn_context)
+
+        if command is None:
+            if dc.active_dialog is not None:
+                result = await dc.continue_dialog()
+                if result.status != DialogTurnStatus.Empty:
+                    return
+            await self._send_menu(turn_context, translator_of(turn_context)("unknown.hint"))
+            return
+
+        if command.command == Command.CANCEL:
+            t = translator_of(turn_context)
+            if dc.active_dialog is None:
+                await turn_context.send_activity(t("nothing_to_cancel"))
+            else:
+                await dc.cancel_all_dialogs()
+                await turn_context.send_activity(t("cancelled"))
+            return
+
+        await dc.cancel_all_dialogs()
+        await self._start(dc, turn_context, command)
+
+    async def _start(self, dc, turn_context: TurnContext, parsed: ParsedCommand) -> None:
+        t = translator_of(turn_context)
+        command = parsed.command
+        if command == Command.HELP:
+            await turn_context.send_activity(MessageFactory.text(t("help.text")))
+        elif command == Command.MENU:
+            await self._send_menu(turn_context, None)
+        elif command in COMING_SOON:
+            await turn_context.send_activity(t("coming_soon", feature=t(f"menu.{command.value}")))
+        elif command in self._flows:
+            options = self._options(turn_context, parsed)
+            await dc.begin_dialog(self._flows[command].id, options)
+        else:  # a command with neither flow nor answer is a wiring mistake
+            logger.error("command %s has no handler", command)
+            await self._send_menu(turn_context, t("unknown.hint"))
+
+    def _command_of(self, turn_context: TurnContext) -> ParsedCommand | None:
+        activity = turn_context.activity
+        value = activity.value
+        if isinstance(value, dict) and "command" in value:
+            try:
+                return ParsedCommand(Command(value["command"]), "")
+            except ValueError:
+                # Forged or stale card data: show the menu, never fail the turn.
+                logger.warning("unknown card command %r", value.get("command"))
+                return ParsedCommand(Command.MENU, "")
+        if value is not None and not activity.text:
+            if is_form_submit(value):
+                return None
+            logger.warning("card data without a command: %s", type(value).__name__)
+            return ParsedCommand(Command.MENU, "")
+        return self._parser.parse(activity.text)
+
+    def _options(self, turn_context: TurnContext, parsed: ParsedCommand) -> dict[str, Any]:
+        value = turn_context.activity.value
+        options: dict[str, Any] = {"argument": parsed.argument}
+        if isinstance(value, dict):
+            options.update({k: v for k, v in value.items() if k != "command"})
+        if parsed.command == Command.LANGUAGE and parsed.argument and "language" not in options:
+            options["language"] = parsed.argument
+        return options
+
+    async def _send_menu(self, turn_context: TurnContext, message: str | None) -> None:
+        t = translator_of(turn_context)
+        await turn_context.send_activity(
+            MessageFactory.attachment(self._cards.attachment("menu", t, message=message))
+        )
+
+
+def is_form_submit(value: Any) -> bool:
+    """A card form of an active flow submits its fields with a `form` marker."""
+    return isinstance(value, dict) and isinstance(value.get("form"), str)

@@ -1,0 +1,144 @@
+"""Conversation references for proactive messages, one partition per tenant.
+
+A reference is stored when the bot is installed (personal chat or channel) and refreshed on every
+inbound activity, because Teams may change the service URL; uninstalling marks it inactive rather
+than deleting it, so alert history can still name the recipient.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
+from botbuilder.schema import ConversationReference
+
+from storage.keys import escape_key
+
+logger = logging.getLogger(__name__)
+
+
+class ConversationConflictError(RuntimeError):
+    """The reference changed on every attempt to refresh it (heavy concurrent installs)."""
+
+
+@dataclass(frozen=True)
+class StoredConversation:
+    tenant_id: str
+    conversation_id: str
+    kind: str
+    """`personal`, `channel` or `groupChat`, as Teams names the conversation type."""
+    reference: ConversationReference
+    locale: str
+    user_aad_object_id: str
+    active: bool
+    updated_at: datetime
+
+
+class ConversationRepository:
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    async def upsert(
+        self,
+        *,
+        tenant_id: str,
+        reference: ConversationReference,
+        kind: str,
+        locale: str,
+        user_aad_object_id: str = "",
+        active: bool = True,
+    ) -> bool:
+        """Store or refresh a reference; True when it was new or had been inactive.
+
+        The answer decides whether to welcome: Teams announces one installation with both a
+        conversationUpdate and an installationUpdate, and the admin should be welcomed once.
+        """
+        row_key = escape_key(reference.conversation.id)
+        entity = {
+            "PartitionKey": escape_key(tenant_id),
+            "RowKey": row_key,
+            "TenantId": tenant_id,
+            "ConversationId": reference.conversation.id,
+            "Kind": kind,
+            "Reference": json.dumps(reference.serialize()),
+            "Locale": locale,
+            "UserAadObjectId": user_aad_object_id,
+            "Active": active,
+            "UpdatedAt": datetime.now(UTC),
+        }
+        for _attempt in range(5):
+            try:
+                current = await self._table.get_entity(entity["PartitionKey"], row_key)
+            except ResourceNotFoundError:
+                current = None
+            if current is None:
+                try:
+                    await self._table.create_entity(entity)
+                    return active
+                except ResourceExistsError:
+                    continue  # another instance created it meanwhile; read it again
+            was_active = bool(current.get("Active"))
+            try:
+                await self._table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=current.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return active and not was_active
+            except ResourceModifiedError:
+                continue
+        raise ConversationConflictError(f"conversation {reference.conversation.id!r} kept changing underfoot")
+
+    async def deactivate(self, tenant_id: str, conversation_id: str) -> None:
+        try:
+            await self._table.update_entity(
+                {
+                    "PartitionKey": escape_key(tenant_id),
+                    "RowKey": escape_key(conversation_id),
+                    "Active": False,
+                    "UpdatedAt": datetime.now(UTC),
+                },
+                mode=UpdateMode.MERGE,
+            )
+        except ResourceNotFoundError:
+            logger.info("uninstall for a conversation never stored: %s", conversation_id)
+
+    async def get(self, tenant_id: str, conversation_id: str) -> StoredConversation | None:
+        try:
+            entity = await self._table.get_entity(
+                escape_key(tenant_id), escape_key(conversation_id)
+            )
+        except ResourceNotFoundError:
+            return None
+        return _to_stored(entity)
+
+    async def list_active(self, tenant_id: str) -> list[StoredConversation]:
+        query = self._table.query_entities(
+            "PartitionKey eq @tenant and Active eq true",
+            parameters={"tenant": escape_key(tenant_id)},
+        )
+        return [_to_stored(entity) async for entity in query]
+
+
+def _to_stored(entity: dict) -> StoredConversation:
+    return StoredConversation(
+        tenant_id=entity["TenantId"],
+        conversation_id=entity["ConversationId"],
+        kind=entity["Kind"],
+        reference=ConversationReference.deserialize(json.loads(entity["Reference"])),
+        locale=entity.get("Locale", ""),
+        user_aad_object_id=entity.get("UserAadObjectId", ""),
+        active=bool(entity.get("Active")),
+        updated_at=entity["UpdatedAt"],
+    )
