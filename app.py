@@ -6,13 +6,18 @@ same application with their own settings.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
+from azure.core.exceptions import AzureError
+from azure.core.pipeline import PipelineRequest
 from botbuilder.core import ConversationState, UserState
 from jwt import PyJWTError
 
@@ -21,15 +26,28 @@ from bot.adapter import AdapterWithErrorHandler
 from bot.i18n import Localizer
 from bot.settings import Settings, SettingsError
 from cards import CardRenderer
+from credits.accounts import AccountService, no_seed
+from credits.demo import demo_seeder
+from credits.money import Money
+from credits.orders import OrderService
+from credits.payments import PaymentError
+from credits.sandbox_gateway import SandboxGateway
+from dialogs.add_funds import CONFIRM, AddFundsDialog
 from dialogs.commands import Command, CommandParser
 from dialogs.language import LanguageDialog, LanguagePreference
 from dialogs.main_dialog import MainDialog
+from dialogs.status import StatusReply
 from storage.bot_state import TableBotStorage
 from storage.conversations import ConversationRepository
+from storage.credits_repository import TableCreditsRepository
+from storage.sandbox_records import TableSandboxRecords
 from storage.tables import TableStore
 
 logger = logging.getLogger("ccbot")
 
+# Pending orders younger than this may still be in the hands of the request that wrote them.
+ORDER_RECOVERY_AGE = timedelta(minutes=2)
+ORDER_RECOVERY_INTERVAL = timedelta(minutes=1)
 # Bot Framework activities are small; a megabyte is generous and bounds what a caller can send.
 MAX_REQUEST_BYTES = 1024 * 1024
 
@@ -41,16 +59,24 @@ class Services:
     store: TableStore
     adapter: AdapterWithErrorHandler
     bot: CreditsBot
+    orders: OrderService
+    credits: TableCreditsRepository
 
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
+REQUEST_HOOK = web.AppKey("request_hook", object)
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(
+    settings: Settings, *, request_hook: Callable[[PipelineRequest], None] | None = None
+) -> web.Application:
+    """The whole service; `request_hook` sees every storage request (used by benchmarks)."""
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app[SETTINGS] = settings
+    app[REQUEST_HOOK] = request_hook
     app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(_order_recovery)
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     return app
@@ -62,6 +88,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         connection_string=settings.storage_connection_string,
         account_url=settings.storage_account_url,
         prefix=settings.table_prefix,
+        request_hook=app[REQUEST_HOOK],
     )
     try:
         await store.create_tables()
@@ -78,11 +105,38 @@ def build_services(settings: Settings, store: TableStore) -> Services:
     localizer = Localizer.from_directory()
     cards = CardRenderer()
     language = LanguagePreference(user_state.create_property("Language"))
+
+    gateway = SandboxGateway(TableSandboxRecords(store.table(store.names.sandbox_payments)))
+    credits_repo = TableCreditsRepository(store.table(store.names.credits))
+    accounts = AccountService(
+        credits_repo,
+        gateway,
+        default_currency=settings.default_currency,
+        # Local mode seeds every new tenant with a test card and two EA numbers for the demo.
+        seeder=demo_seeder(gateway) if settings.dangerously_allow_unauthenticated else no_seed,
+    )
+    orders = OrderService(credits_repo, gateway, clock=_utcnow)
+    add_funds = AddFundsDialog(
+        accounts,
+        orders,
+        credits_repo,
+        cards,
+        minimum=lambda currency: Money.from_decimal(settings.purchase_minimum, currency),
+        maximum=lambda currency: Money.from_decimal(settings.purchase_maximum, currency),
+        clock=_utcnow,
+    )
     main_dialog = MainDialog(
         conversation_state.create_property("DialogState"),
         CommandParser.from_localizer(localizer),
         cards,
-        flows={Command.LANGUAGE: LanguageDialog(language, localizer, cards)},
+        flows={
+            Command.LANGUAGE: LanguageDialog(language, localizer, cards),
+            Command.ADD_FUNDS: add_funds,
+        },
+        replies={Command.STATUS: StatusReply(accounts, cards)},
+        orphan_submits={
+            CONFIRM: lambda tc, value: add_funds.replay_confirmation(tc, value.get("nonce"))
+        },
     )
     bot = CreditsBot(
         conversation_state=conversation_state,
@@ -94,7 +148,34 @@ def build_services(settings: Settings, store: TableStore) -> Services:
         conversations=ConversationRepository(store.table(store.names.conversations)),
     )
     adapter = AdapterWithErrorHandler(settings, conversation_state, localizer)
-    return Services(store=store, adapter=adapter, bot=bot)
+    return Services(store=store, adapter=adapter, bot=bot, orders=orders, credits=credits_repo)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _order_recovery(app: web.Application) -> AsyncIterator[None]:
+    """Books orders left pending by a gateway timeout or a crash, by replaying their charge.
+
+    Safe on any number of instances at once: a replay uses the order's own idempotency key and
+    booking is guarded by ETags, so the worst case is wasted work, never a second charge.
+    """
+    task = asyncio.create_task(_recover_forever(app[SERVICES]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _recover_forever(services: Services) -> None:
+    while True:
+        await asyncio.sleep(ORDER_RECOVERY_INTERVAL.total_seconds())
+        try:
+            for tenant_id in await services.credits.tenants_with_pending_orders():
+                await services.orders.recover(tenant_id, older_than=ORDER_RECOVERY_AGE)
+        except (AzureError, PaymentError):
+            logger.exception("order recovery pass failed; the next pass tries again")
 
 
 async def messages(request: web.Request) -> web.StreamResponse:

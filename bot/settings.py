@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -63,6 +64,12 @@ class Settings:
     default_currency: str = "USD"
     """`DEFAULT_CURRENCY`: the ISO 4217 currency of a new tenant's account."""
 
+    purchase_minimum: Decimal = Decimal("50")
+    """`PURCHASE_MINIMUM`: the smallest amount one order may add, in the account currency."""
+
+    purchase_maximum: Decimal = Decimal("100000")
+    """`PURCHASE_MAXIMUM`: the largest amount one order may add, in the account currency."""
+
     log_level: str = "INFO"
     """`LOG_LEVEL`: DEBUG, INFO, WARNING or ERROR."""
 
@@ -110,6 +117,10 @@ class Settings:
                 "DANGEROUSLY_ALLOW_UNAUTHENTICATED", text("DANGEROUSLY_ALLOW_UNAUTHENTICATED")
             ),
             default_currency=_currency(text("DEFAULT_CURRENCY", "USD") or "USD"),
+            purchase_minimum=_amount("PURCHASE_MINIMUM", text("PURCHASE_MINIMUM", "50") or "50"),
+            purchase_maximum=_amount(
+                "PURCHASE_MAXIMUM", text("PURCHASE_MAXIMUM", "100000") or "100000"
+            ),
             log_level=_log_level(text("LOG_LEVEL", "INFO") or "INFO"),
         )
         settings.validate()
@@ -144,6 +155,8 @@ class Settings:
                 "AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGE_ACCOUNT_URL for managed "
                 "identity) is not set"
             )
+        if self.purchase_minimum > self.purchase_maximum:
+            raise SettingsError("PURCHASE_MINIMUM must not exceed PURCHASE_MAXIMUM")
         if self.storage_account_url and not self.storage_account_url.startswith(
             ("https://", "http://")
         ):
@@ -190,6 +203,16 @@ def _table_prefix(raw: str) -> str:
             f"TABLE_PREFIX must be 1-40 letters and digits, starting with a letter, not {raw!r}"
         )
     return raw
+
+
+def _amount(name: str, raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as error:
+        raise SettingsError(f"{name} must be a positive amount such as 50, not {raw!r}") from error
+    if not value.is_finite() or value <= 0:
+        raise SettingsError(f"{name} must be a positive amount such as 50, not {raw!r}")
+    return value
 
 
 def _log_level(raw: str) -> str:

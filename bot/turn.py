@@ -13,11 +13,16 @@ TRANSLATOR_KEY = "ccbot.translator"
 def tenant_id_of(activity: Activity) -> str | None:
     """The tenant of an activity: `conversation.tenantId`, else `channelData.tenant.id`.
 
-    Teams sends both; the Agents Playground sends only the second.
+    Teams sends both; the Agents Playground sends only the second. Teams spells the first
+    `tenantId`, while botbuilder-schema maps the attribute to `tenantID`, so the value Teams
+    sends arrives among the additional properties.
     """
     conversation = activity.conversation
-    if conversation is not None and conversation.tenant_id:
-        return conversation.tenant_id
+    if conversation is not None:
+        extra = conversation.additional_properties or {}
+        for candidate in (conversation.tenant_id, extra.get("tenantId")):
+            if isinstance(candidate, str) and candidate:
+                return candidate
     channel_data = activity.channel_data
     if isinstance(channel_data, dict):
         tenant = channel_data.get("tenant")

@@ -39,6 +39,8 @@ class SavedCard:
     last4: str
     expiry_month: int
     expiry_year: int
+    saved: bool = True
+    """False for a card used once: kept so its order can be replayed, never offered again."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ to the active flow, and with no active flow gets a hint and the menu.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from botbuilder.core import MessageFactory, StatePropertyAccessor, TurnContext
@@ -32,6 +33,11 @@ COMING_SOON = frozenset(
     }
 )
 
+# A one-turn answer to a command (no dialog state), e.g. the status card.
+Reply = Callable[[TurnContext, ParsedCommand], Awaitable[None]]
+# Handles a card form submitted after its flow ended (a second press, a restart).
+OrphanSubmit = Callable[[TurnContext, dict[str, Any]], Awaitable[None]]
+
 
 class MainDialog:
     def __init__(
@@ -40,10 +46,14 @@ class MainDialog:
         parser: CommandParser,
         cards: CardRenderer,
         flows: dict[Command, Dialog],
+        replies: dict[Command, Reply] | None = None,
+        orphan_submits: dict[str, OrphanSubmit] | None = None,
     ) -> None:
         self._parser = parser
         self._cards = cards
         self._flows = flows
+        self._replies = replies or {}
+        self._orphan_submits = orphan_submits or {}
         self._dialogs = DialogSet(dialog_state)
         for dialog in flows.values():
             self._dialogs.add(dialog)
@@ -57,6 +67,10 @@ class MainDialog:
                 result = await dc.continue_dialog()
                 if result.status != DialogTurnStatus.Empty:
                     return
+            value = turn_context.activity.value
+            if is_form_submit(value) and value["form"] in self._orphan_submits:
+                await self._orphan_submits[value["form"]](turn_context, value)
+                return
             await self._send_menu(turn_context, translator_of(turn_context)("unknown.hint"))
             return
 
@@ -79,11 +93,13 @@ class MainDialog:
             await turn_context.send_activity(MessageFactory.text(t("help.text")))
         elif command == Command.MENU:
             await self._send_menu(turn_context, None)
-        elif command in COMING_SOON:
-            await turn_context.send_activity(t("coming_soon", feature=t(f"menu.{command.value}")))
         elif command in self._flows:
             options = self._options(turn_context, parsed)
             await dc.begin_dialog(self._flows[command].id, options)
+        elif command in self._replies:
+            await self._replies[command](turn_context, parsed)
+        elif command in COMING_SOON:
+            await turn_context.send_activity(t("coming_soon", feature=t(f"menu.{command.value}")))
         else:  # a command with neither flow nor answer is a wiring mistake
             logger.error("command %s has no handler", command)
             await self._send_menu(turn_context, t("unknown.hint"))

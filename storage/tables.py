@@ -7,10 +7,12 @@ given, the managed identity of the host through `azure-identity`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
+from azure.core.pipeline import PipelineRequest
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 logger = logging.getLogger(__name__)
@@ -57,16 +59,25 @@ class TableStore:
 
     @classmethod
     def from_settings(
-        cls, *, connection_string: str, account_url: str, prefix: str
+        cls,
+        *,
+        connection_string: str,
+        account_url: str,
+        prefix: str,
+        request_hook: Callable[[PipelineRequest], None] | None = None,
     ) -> TableStore:
+        """`request_hook` sees every HTTP request (the benchmarks count them with it)."""
         names = TableNames(prefix)
+        options = {"raw_request_hook": request_hook} if request_hook else {}
         if connection_string:
-            return cls(TableServiceClient.from_connection_string(connection_string), names)
+            service = TableServiceClient.from_connection_string(connection_string, **options)
+            return cls(service, names)
         # Imported here so a connection-string deployment never loads the identity stack.
         from azure.identity.aio import DefaultAzureCredential
 
         credential = DefaultAzureCredential()
-        return cls(TableServiceClient(endpoint=account_url, credential=credential), names, credential)
+        service = TableServiceClient(endpoint=account_url, credential=credential, **options)
+        return cls(service, names, credential)
 
     def table(self, name: str) -> TableClient:
         return self._service.get_table_client(name)

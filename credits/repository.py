@@ -1,0 +1,61 @@
+"""The storage port of the credits domain; `storage/credits_repository.py` implements it.
+
+Every change to money is one `commit`: the account (guarded by the ETag it was read with), the
+lots and ledger entries the change produced, and the order it books, together or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from credits.ledger import Change
+from credits.model import Account, LedgerEntry, Lot, Order
+
+T = TypeVar("T")
+
+
+class ConcurrencyConflict(Exception):
+    """Something this change was based on changed meanwhile; reload and decide again."""
+
+
+@dataclass(frozen=True)
+class Versioned(Generic[T]):
+    value: T
+    etag: str
+
+
+class CreditsRepository(Protocol):
+    async def get_account(self, tenant_id: str) -> Versioned[Account] | None: ...
+
+    async def create_account(self, account: Account) -> Versioned[Account]:
+        """Create the account, or return the one another request created first."""
+
+    async def save_account(self, current: Versioned[Account], new: Account) -> Versioned[Account]:
+        """Settings only (cards, agreements, auto-recharge); money moves through `commit`."""
+
+    async def list_lots(self, tenant_id: str) -> list[Lot]: ...
+
+    async def recent_entries(self, tenant_id: str, limit: int) -> list[LedgerEntry]:
+        """Newest first."""
+
+    async def all_entries(self, tenant_id: str) -> list[LedgerEntry]:
+        """Oldest first."""
+
+    async def insert_order(self, order: Order) -> Versioned[Order] | None:
+        """None when an order with this key exists: the insert is the duplicate detector."""
+
+    async def get_order(self, tenant_id: str, key: str) -> Versioned[Order] | None: ...
+
+    async def update_order(self, current: Versioned[Order], new: Order) -> Versioned[Order]:
+        """Raises ConcurrencyConflict when the order changed since it was read."""
+
+    async def pending_orders(self, tenant_id: str) -> list[Versioned[Order]]: ...
+
+    async def commit(
+        self,
+        account_etag: str,
+        change: Change,
+        order: tuple[Versioned[Order], Order] | None = None,
+    ) -> Versioned[Account]:
+        """Apply a change in one transaction; ConcurrencyConflict when any ETag is stale."""

@@ -1,0 +1,420 @@
+"""The add-funds flow: form → confirmation → order, with the form's nonce as the order key.
+
+The amount and method are validated and kept in dialog state on the server; the confirmation
+card carries only the nonce, so a forged submit cannot change what is charged. Card numbers and
+CVCs are tokenised the moment they arrive and never enter dialog state, logs or re-sent cards.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.dialogs import (
+    ComponentDialog,
+    Dialog,
+    DialogTurnResult,
+    WaterfallDialog,
+    WaterfallStepContext,
+)
+from botbuilder.schema import Activity, ActivityTypes
+
+from bot.i18n import Translator
+from bot.turn import tenant_id_of, translator_of
+from cards import CardRenderer
+from credits.accounts import AccountService
+from credits.ledger import expiry_of
+from credits.model import Account, MethodKind, OrderStatus, PaymentMethod
+from credits.money import InvalidAmount, Money, currency_exponent, parse_amount
+from credits.orders import OrderOutcome, OrderRejected, OrderService
+from credits.payments import CardDetails, InvalidCard
+from credits.repository import CreditsRepository
+
+logger = logging.getLogger(__name__)
+
+FORM = "add_funds"
+CONFIRM = "add_funds_confirm"
+NEW_CARD = "new_card"
+
+
+class AddFundsDialog(ComponentDialog):
+    def __init__(
+        self,
+        accounts: AccountService,
+        orders: OrderService,
+        repository: CreditsRepository,
+        cards: CardRenderer,
+        *,
+        minimum: Callable[[str], Money],
+        maximum: Callable[[str], Money],
+        clock: Callable[[], datetime],
+    ) -> None:
+        super().__init__(AddFundsDialog.__name__)
+        self._accounts = accounts
+        self._orders = orders
+        self._repo = repository
+        self._cards = cards
+        self._minimum = minimum
+        self._maximum = maximum
+        self._clock = clock
+        self.add_dialog(
+            WaterfallDialog(
+                WaterfallDialog.__name__,
+                [self.form_step, self.validate_step, self.place_step],
+            )
+        )
+        self.initial_dialog_id = WaterfallDialog.__name__
+
+    # --- steps ------------------------------------------------------------------------------
+
+    async def form_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        options = step.options if isinstance(step.options, dict) else {}
+        tenant_id = tenant_id_of(step.context.activity)
+        account = await self._accounts.get_or_create(tenant_id)
+        t = translator_of(step.context)
+        values = options.get("values") or {}
+        nonce = options.get("nonce") or uuid.uuid4().hex
+        step.values["nonce"] = nonce
+
+        argument = options.get("argument") or ""
+        if argument and not options.get("errors"):
+            # "add funds 500": straight to the confirmation when the amount is valid and a
+            # default method is saved; otherwise the form, with the amount filled in.
+            values = {"amount": argument, "method": _default_method(account)}
+            if values["method"]:
+                errors, order = await self._check(step.context, account, values)
+                if not errors:
+                    step.values["order"] = order
+                    await self._send_confirmation(step.context, account, order, nonce)
+                    return await step.next(None)
+        await self._send_form(step.context, t, account, nonce, values, options.get("errors") or {})
+        return Dialog.end_of_turn
+
+    async def validate_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        if "order" in step.values and step.result is None and step.context.activity.value is None:
+            return Dialog.end_of_turn  # arrived through step.next: wait for the confirmation
+        value = step.context.activity.value
+        if not _is_submit(value, FORM, step.values["nonce"]):
+            return await self._unexpected(step)
+        tenant_id = tenant_id_of(step.context.activity)
+        account = await self._accounts.get_or_create(tenant_id)
+        fields = {k: value.get(k) for k in ("amount", "method", "po")}
+        errors, order = await self._check(step.context, account, value)
+        if errors:
+            return await step.replace_dialog(
+                self.initial_dialog_id,
+                {"values": _safe(fields), "errors": errors, "nonce": step.values["nonce"]},
+            )
+        # A fresh account read: a new card may have been added to it by _check.
+        account = await self._accounts.get_or_create(tenant_id)
+        step.values["order"] = order
+        await self._send_confirmation(step.context, account, order, step.values["nonce"])
+        return Dialog.end_of_turn
+
+    async def place_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        value = step.context.activity.value
+        nonce = step.values["nonce"]
+        if not _is_submit(value, CONFIRM, nonce):
+            return await self._unexpected(step)
+        if value.get("action") == "change":
+            return await step.replace_dialog(
+                self.initial_dialog_id,
+                {"values": _safe(step.values["order"]), "nonce": uuid.uuid4().hex},
+            )
+        order = step.values["order"]
+        await self.place(step.context, nonce, order)
+        return await step.end_dialog()
+
+    # --- the order --------------------------------------------------------------------------
+
+    async def place(self, turn_context: TurnContext, nonce: str, order: dict[str, Any]) -> None:
+        tenant_id = tenant_id_of(turn_context.activity)
+        t = translator_of(turn_context)
+        account = await self._accounts.get_or_create(tenant_id)
+        method = _method_from(order)
+        try:
+            outcome = await self._orders.place(
+                tenant_id,
+                nonce,
+                Money(order["amount_minor"], order["currency"]),
+                method,
+                actor=_actor(turn_context),
+            )
+        except OrderRejected as rejected:
+            logger.warning("order refused for tenant %s: %s", tenant_id, rejected.reason)
+            await turn_context.send_activity(t("add_funds.expired_form"))
+            return
+        await self._show_outcome(turn_context, t, account, outcome)
+
+    async def replay_confirmation(self, turn_context: TurnContext, nonce: str) -> None:
+        """A confirmation pressed again after its flow ended: show what that order became."""
+        tenant_id = tenant_id_of(turn_context.activity)
+        t = translator_of(turn_context)
+        existing = await self._repo.get_order(tenant_id, nonce) if nonce else None
+        if existing is None:
+            await turn_context.send_activity(t("add_funds.expired_form"))
+            return
+        account = await self._accounts.get_or_create(tenant_id)
+        await self._show_outcome(
+            turn_context, t, account, OrderOutcome(existing.value, account, replayed=True)
+        )
+
+    async def _show_outcome(
+        self, turn_context: TurnContext, t: Translator, before: Account, outcome: OrderOutcome
+    ) -> None:
+        order = outcome.order
+        if order.status == OrderStatus.SUCCEEDED:
+            after = outcome.account or before
+            card = self._cards.attachment(
+                "add_funds_receipt",
+                t,
+                order_id=order.key[:12].upper(),
+                amount=_money(t, order.amount_minor, order.currency),
+                balance=_money(t, after.balance_minor, after.currency),
+                expires=t.date(expiry_of(order.created_at)),
+                method=_method_label(t, before, order.method),
+                recommend_auto_recharge=not after.auto_recharge.enabled,
+            )
+        elif order.status == OrderStatus.FAILED:
+            card = self._cards.attachment(
+                "add_funds_failed",
+                t,
+                reason=t(f"failed.reason.{order.failure_reason or 'declined'}"),
+                amount=_money(t, order.amount_minor, order.currency),
+            )
+        else:
+            card = self._cards.attachment(
+                "add_funds_pending", t, order_id=order.key[:12].upper()
+            )
+        await _replace_card(turn_context, card)
+
+    # --- validation -------------------------------------------------------------------------
+
+    async def _check(
+        self, turn_context: TurnContext, account: Account, value: dict[str, Any]
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        """Errors by field (message ids), and the order to confirm when there are none."""
+        t = translator_of(turn_context)
+        errors: dict[str, str] = {}
+        currency = account.currency
+        amount: Money | None = None
+        try:
+            amount = parse_amount(
+                _text(value.get("amount")),
+                currency,
+                t.language.babel,
+                minimum=self._minimum(currency),
+                maximum=self._maximum(currency),
+            )
+        except InvalidAmount as invalid:
+            errors["amount"] = t(
+                f"error.amount.{invalid.problem.value}",
+                minimum=_money(t, self._minimum(currency).minor, currency),
+                maximum=_money(t, self._maximum(currency).minor, currency),
+                decimals=currency_exponent(currency),
+            )
+        method = _text(value.get("method"))
+        order: dict[str, Any] = {}
+        if method == NEW_CARD:
+            card_error, card_id = await self._new_card(turn_context, value, errors_only=bool(errors))
+            if card_error:
+                errors["card"] = t(card_error)
+            else:
+                order.update(method_kind=MethodKind.CARD.value, card_id=card_id)
+        elif method.startswith("card:") and (card := account.card(method[5:])) and card.saved:
+            order.update(method_kind=MethodKind.CARD.value, card_id=card.id)
+        elif method.startswith("agreement:") and method[10:] in account.agreements:
+            po = _text(value.get("po"))
+            if len(po) > 64 or not po.isprintable():
+                errors["po"] = t("error.po")
+            order.update(
+                method_kind=MethodKind.AGREEMENT.value, agreement_number=method[10:], po=po
+            )
+        else:
+            if method:
+                logger.warning("unknown payment method in a submit for %s", account.tenant_id)
+            errors["method"] = t("error.method.unknown")
+        if errors or amount is None:
+            return errors, {}
+        order.update(amount_minor=amount.minor, currency=currency, amount=_text(value.get("amount")))
+        order["method"] = method if method != NEW_CARD else f"card:{order['card_id']}"
+        return errors, order
+
+    async def _new_card(
+        self, turn_context: TurnContext, value: dict[str, Any], *, errors_only: bool
+    ) -> tuple[str, str]:
+        """Tokenise the typed card; (message id of the problem, or "", and the card id)."""
+        try:
+            month = int(_text(value.get("card_month")) or "0")
+            year = int(_text(value.get("card_year")) or "0")
+        except ValueError:
+            return "error.card.expiry", ""
+        details = CardDetails(
+            number=_text(value.get("card_number")),
+            expiry_month=month,
+            expiry_year=year,
+            cvc=_text(value.get("card_cvc")),
+            holder_name=_text(value.get("card_name")),
+        )
+        if errors_only:
+            # Other fields are wrong: the card is not tokenised (nor kept) for a form that
+            # comes back anyway; the admin retypes it.
+            return "error.card.retype", ""
+        try:
+            card = await self._accounts.add_card(
+                tenant_id_of(turn_context.activity),
+                details,
+                save=_text(value.get("card_save")) == "true",
+            )
+        except InvalidCard as invalid:
+            return f"error.card.{invalid.field}", ""
+        return "", card.id
+
+    # --- cards ------------------------------------------------------------------------------
+
+    async def _send_form(
+        self,
+        turn_context: TurnContext,
+        t: Translator,
+        account: Account,
+        nonce: str,
+        values: dict[str, Any],
+        errors: dict[str, str],
+    ) -> None:
+        currency = account.currency
+        methods = [
+            {"value": f"card:{c.id}", "title": _card_label(t, c)} for c in account.cards if c.saved
+        ]
+        methods += [
+            {"value": f"agreement:{n}", "title": t("add_funds.method_agreement", number=n)}
+            for n in account.agreements
+        ]
+        methods.append({"value": NEW_CARD, "title": t("add_funds.method_new_card")})
+        now = self._clock()
+        await turn_context.send_activity(
+            MessageFactory.attachment(
+                self._cards.attachment(
+                    "add_funds",
+                    t,
+                    nonce=nonce,
+                    currency=currency,
+                    limits=t(
+                        "add_funds.limits",
+                        minimum=_money(t, self._minimum(currency).minor, currency),
+                        maximum=_money(t, self._maximum(currency).minor, currency),
+                    ),
+                    methods=methods,
+                    values={
+                        "amount": _text(values.get("amount")),
+                        "method": _text(values.get("method")) or _default_method(account),
+                        "po": _text(values.get("po")),
+                    },
+                    errors=errors,
+                    years=[str(now.year + i) for i in range(0, 12)],
+                )
+            )
+        )
+
+    async def _send_confirmation(
+        self, turn_context: TurnContext, account: Account, order: dict[str, Any], nonce: str
+    ) -> None:
+        t = translator_of(turn_context)
+        new_balance = account.balance_minor + order["amount_minor"]
+        await turn_context.send_activity(
+            MessageFactory.attachment(
+                self._cards.attachment(
+                    "add_funds_confirm",
+                    t,
+                    nonce=nonce,
+                    amount=_money(t, order["amount_minor"], account.currency),
+                    method=_method_label(t, account, _method_from(order)),
+                    balance_now=_money(t, account.balance_minor, account.currency),
+                    balance_after=_money(t, new_balance, account.currency),
+                    expires=t.date(expiry_of(self._clock())),
+                )
+            )
+        )
+
+    async def _unexpected(self, step: WaterfallStepContext) -> DialogTurnResult:
+        # Typed text or a stale card while a form is open: say how to go on, keep the form.
+        t = translator_of(step.context)
+        await step.context.send_activity(t("add_funds.use_the_form"))
+        return Dialog.end_of_turn
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _is_submit(value: Any, form: str, nonce: str) -> bool:
+    return isinstance(value, dict) and value.get("form") == form and value.get("nonce") == nonce
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _safe(values: dict[str, Any]) -> dict[str, str]:
+    """What may be echoed back into a form: never card number or CVC."""
+    return {k: _text(values.get(k)) for k in ("amount", "method", "po")}
+
+
+def _default_method(account: Account) -> str:
+    if account.default_method_id and (card := account.card(account.default_method_id)):
+        return f"card:{card.id}"
+    return ""
+
+
+def _method_from(order: dict[str, Any]) -> PaymentMethod:
+    if order.get("method_kind") == MethodKind.CARD.value:
+        return PaymentMethod(MethodKind.CARD, card_id=order["card_id"])
+    return PaymentMethod(
+        MethodKind.AGREEMENT,
+        agreement_number=order["agreement_number"],
+        purchase_order=order.get("po", ""),
+    )
+
+
+def _card_label(t: Translator, card) -> str:
+    return t(
+        "add_funds.method_saved",
+        brand=card.brand,
+        last4=card.last4,
+        month=f"{card.expiry_month:02d}",
+        year=str(card.expiry_year),
+    )
+
+
+def _method_label(t: Translator, account: Account, method: PaymentMethod) -> str:
+    if method.kind == MethodKind.CARD:
+        card = account.card(method.card_id)
+        return _card_label(t, card) if card else t("add_funds.method_new_card")
+    label = t("add_funds.method_agreement", number=method.agreement_number)
+    if method.purchase_order:
+        label += " · " + t("add_funds.po_short", po=method.purchase_order)
+    return label
+
+
+def _money(t: Translator, minor: int, currency: str) -> str:
+    return t.money(Money(minor, currency).to_decimal(), currency)
+
+
+def _actor(turn_context: TurnContext) -> str:
+    sender = turn_context.activity.from_property
+    return (sender.aad_object_id or sender.id or "") if sender else ""
+
+
+async def _replace_card(turn_context: TurnContext, attachment) -> None:
+    """Put the result where the confirmation was, so "Place order" cannot be pressed again."""
+    reply_to = turn_context.activity.reply_to_id
+    if reply_to:
+        update = Activity(type=ActivityTypes.message, id=reply_to, attachments=[attachment])
+        try:
+            await turn_context.update_activity(update)
+            return
+        except Exception:  # noqa: BLE001 - any channel refusal falls back to a new message
+            logger.warning("could not replace the confirmation card; sending the result")
+    await turn_context.send_activity(MessageFactory.attachment(attachment))

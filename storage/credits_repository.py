@@ -1,0 +1,340 @@
+"""The credits ledger on Azure Table storage: one partition per tenant, one table.
+
+Row keys within a tenant's partition:
+
+    account                      the account: balance, sequence, settings
+    lot-<lot id>                 one funds lot
+    ledger-<inverted sequence>   one ledger entry; inverted so the newest sorts first
+    order-<idempotency key>      one order; inserting an existing key is how a repeat is caught
+
+Money is Edm.Int64 minor units. A money change is one entity-group transaction that carries
+If-Match on the account (and on the order it books), so two writers can never both succeed
+from the same starting point.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import EdmType, EntityProperty, TableTransactionError, UpdateMode
+from azure.data.tables.aio import TableClient
+
+from credits.ledger import Change
+from credits.model import (
+    Account,
+    AutoRecharge,
+    EntryKind,
+    LedgerEntry,
+    Lot,
+    MethodKind,
+    Order,
+    OrderStatus,
+    PaymentMethod,
+    SavedCard,
+)
+from credits.repository import ConcurrencyConflict, Versioned
+from storage.keys import escape_key
+
+logger = logging.getLogger(__name__)
+
+ACCOUNT = "account"
+LOT = "lot-"
+LEDGER = "ledger-"
+ORDER = "order-"
+# Ledger row keys count down from here so that a plain ascending query lists newest first.
+_SEQ_CEILING = 10**18
+# One entity-group transaction holds at most 100 operations.
+MAX_TRANSACTION_OPERATIONS = 100
+
+
+def _int64(value: int) -> EntityProperty:
+    return EntityProperty(value, EdmType.INT64)
+
+
+def _int(value: Any) -> int:
+    return int(value.value) if isinstance(value, EntityProperty) else int(value)
+
+
+def _if_match(etag: str) -> dict[str, Any]:
+    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+
+
+# Every row key that starts with a prefix: [prefix, prefix with its last character + 1).
+_PREFIX_QUERY = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+
+
+class TableCreditsRepository:
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    # --- accounts -------------------------------------------------------------------------
+
+    async def get_account(self, tenant_id: str) -> Versioned[Account] | None:
+        try:
+            entity = await self._table.get_entity(escape_key(tenant_id), ACCOUNT)
+        except ResourceNotFoundError:
+            return None
+        return Versioned(_account_from(entity), entity.metadata["etag"])
+
+    async def create_account(self, account: Account) -> Versioned[Account]:
+        try:
+            metadata = await self._table.create_entity(_account_entity(account))
+            return Versioned(account, metadata["etag"])
+        except ResourceExistsError:
+            existing = await self.get_account(account.tenant_id)
+            if existing is None:  # created and deleted in between; accounts are never deleted
+                raise
+            return existing
+
+    async def save_account(self, current: Versioned[Account], new: Account) -> Versioned[Account]:
+        if (new.balance_minor, new.ledger_seq) != (
+            current.value.balance_minor,
+            current.value.ledger_seq,
+        ):
+            raise ValueError("money moves through commit(), not save_account()")
+        try:
+            metadata = await self._table.update_entity(
+                _account_entity(new), mode=UpdateMode.REPLACE, **_if_match(current.etag)
+            )
+        except ResourceModifiedError as error:
+            raise ConcurrencyConflict("the account changed") from error
+        return Versioned(new, metadata["etag"])
+
+    # --- lots and ledger --------------------------------------------------------------------
+
+    async def list_lots(self, tenant_id: str) -> list[Lot]:
+        return [_lot_from(e) async for e in self._query_prefix(tenant_id, LOT)]
+
+    async def recent_entries(self, tenant_id: str, limit: int) -> list[LedgerEntry]:
+        entries: list[LedgerEntry] = []
+        async for entity in self._query_prefix(tenant_id, LEDGER, results_per_page=limit):
+            entries.append(_entry_from(entity))
+            if len(entries) >= limit:
+                break
+        return entries
+
+    async def all_entries(self, tenant_id: str) -> list[LedgerEntry]:
+        entries = [_entry_from(e) async for e in self._query_prefix(tenant_id, LEDGER)]
+        return sorted(entries, key=lambda entry: entry.seq)
+
+    # --- orders -----------------------------------------------------------------------------
+
+    async def insert_order(self, order: Order) -> Versioned[Order] | None:
+        try:
+            metadata = await self._table.create_entity(_order_entity(order))
+        except ResourceExistsError:
+            return None
+        return Versioned(order, metadata["etag"])
+
+    async def get_order(self, tenant_id: str, key: str) -> Versioned[Order] | None:
+        try:
+            entity = await self._table.get_entity(escape_key(tenant_id), _order_key(key))
+        except ResourceNotFoundError:
+            return None
+        return Versioned(_order_from(entity), entity.metadata["etag"])
+
+    async def update_order(self, current: Versioned[Order], new: Order) -> Versioned[Order]:
+        try:
+            metadata = await self._table.update_entity(
+                _order_entity(new), mode=UpdateMode.REPLACE, **_if_match(current.etag)
+            )
+        except ResourceModifiedError as error:
+            raise ConcurrencyConflict(f"order {new.key} changed") from error
+        return Versioned(new, metadata["etag"])
+
+    async def pending_orders(self, tenant_id: str) -> list[Versioned[Order]]:
+        return [
+            Versioned(_order_from(e), e.metadata["etag"])
+            async for e in self._query_prefix(tenant_id, ORDER)
+            if e.get("Status") == OrderStatus.PENDING.value
+        ]
+
+    async def tenants_with_pending_orders(self) -> list[str]:
+        """A scan across partitions; pending orders are rare, and only recovery asks."""
+        query = self._table.query_entities(
+            "RowKey ge @lo and RowKey lt @hi and Status eq @pending",
+            parameters={"lo": ORDER, "hi": ORDER[:-1] + ".", "pending": OrderStatus.PENDING.value},
+            select=["TenantId"],
+        )
+        return sorted({entity["TenantId"] async for entity in query})
+
+    # --- the one way money moves ------------------------------------------------------------
+
+    async def commit(
+        self,
+        account_etag: str,
+        change: Change,
+        order: tuple[Versioned[Order], Order] | None = None,
+    ) -> Versioned[Account]:
+        tenant_id = change.account.tenant_id
+        replace_if_match = {"mode": UpdateMode.REPLACE, **_if_match(account_etag)}
+        operations: list[tuple[Any, ...]] = [
+            ("update", _account_entity(change.account), replace_if_match)
+        ]
+        operations += [
+            ("upsert", _lot_entity(tenant_id, lot), {"mode": UpdateMode.REPLACE})
+            for lot in change.lots
+        ]
+        operations += [("create", _entry_entity(tenant_id, entry)) for entry in change.entries]
+        if order is not None:
+            current, new = order
+            operations.append(
+                ("update", _order_entity(new), {"mode": UpdateMode.REPLACE, **_if_match(current.etag)})
+            )
+        if len(operations) > MAX_TRANSACTION_OPERATIONS:
+            raise ValueError(f"{len(operations)} operations exceed one transaction")
+        try:
+            results = await self._table.submit_transaction(operations)
+        except TableTransactionError as error:
+            # 412 (an ETag is stale) and 409 (a ledger row exists: someone committed the same
+            # sequence number first) both mean: another writer got there first.
+            if error.status_code in (409, 412):
+                raise ConcurrencyConflict(str(error.error_code)) from error
+            raise
+        return Versioned(change.account, results[0]["etag"])
+
+    def _query_prefix(self, tenant_id: str, prefix: str, **kwargs: Any):
+        return self._table.query_entities(
+            _PREFIX_QUERY,
+            parameters={
+                "pk": escape_key(tenant_id),
+                "lo": prefix,
+                "hi": prefix[:-1] + chr(ord(prefix[-1]) + 1),
+            },
+            **kwargs,
+        )
+
+
+# --- entity mapping -------------------------------------------------------------------------
+
+
+def _account_entity(account: Account) -> dict[str, Any]:
+    return {
+        "PartitionKey": escape_key(account.tenant_id),
+        "RowKey": ACCOUNT,
+        "TenantId": account.tenant_id,
+        "Currency": account.currency,
+        "BalanceMinor": _int64(account.balance_minor),
+        "LedgerSeq": _int64(account.ledger_seq),
+        "Cards": json.dumps([asdict(card) for card in account.cards]),
+        "Agreements": json.dumps(list(account.agreements)),
+        "DefaultMethodId": account.default_method_id,
+        "AutoRecharge": json.dumps(asdict(account.auto_recharge)),
+    }
+
+
+def _account_from(entity: dict[str, Any]) -> Account:
+    return Account(
+        tenant_id=entity["TenantId"],
+        currency=entity["Currency"],
+        balance_minor=_int(entity["BalanceMinor"]),
+        ledger_seq=_int(entity["LedgerSeq"]),
+        cards=tuple(SavedCard(**card) for card in json.loads(entity.get("Cards") or "[]")),
+        agreements=tuple(json.loads(entity.get("Agreements") or "[]")),
+        default_method_id=entity.get("DefaultMethodId", ""),
+        auto_recharge=AutoRecharge(**json.loads(entity.get("AutoRecharge") or "{}")),
+    )
+
+
+def _lot_entity(tenant_id: str, lot: Lot) -> dict[str, Any]:
+    return {
+        "PartitionKey": escape_key(tenant_id),
+        "RowKey": LOT + lot.lot_id,
+        "AmountMinor": _int64(lot.amount_minor),
+        "RemainingMinor": _int64(lot.remaining_minor),
+        "PurchasedAt": lot.purchased_at,
+        "ExpiresAt": lot.expires_at,
+        "OrderKey": lot.order_key,
+    }
+
+
+def _lot_from(entity: dict[str, Any]) -> Lot:
+    return Lot(
+        lot_id=entity["RowKey"][len(LOT) :],
+        amount_minor=_int(entity["AmountMinor"]),
+        remaining_minor=_int(entity["RemainingMinor"]),
+        purchased_at=entity["PurchasedAt"],
+        expires_at=entity["ExpiresAt"],
+        order_key=entity.get("OrderKey", ""),
+    )
+
+
+def _entry_entity(tenant_id: str, entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "PartitionKey": escape_key(tenant_id),
+        "RowKey": f"{LEDGER}{_SEQ_CEILING - entry.seq:019d}",
+        "Seq": _int64(entry.seq),
+        "Kind": entry.kind.value,
+        "AmountMinor": _int64(entry.amount_minor),
+        "BalanceAfterMinor": _int64(entry.balance_after_minor),
+        "LotId": entry.lot_id,
+        "Actor": entry.actor,
+        "Reference": entry.reference,
+        "At": entry.at,
+    }
+
+
+def _entry_from(entity: dict[str, Any]) -> LedgerEntry:
+    return LedgerEntry(
+        seq=_int(entity["Seq"]),
+        kind=EntryKind(entity["Kind"]),
+        amount_minor=_int(entity["AmountMinor"]),
+        balance_after_minor=_int(entity["BalanceAfterMinor"]),
+        lot_id=entity["LotId"],
+        actor=entity["Actor"],
+        reference=entity["Reference"],
+        at=entity["At"],
+    )
+
+
+def _order_key(key: str) -> str:
+    return ORDER + escape_key(key)
+
+
+def _order_entity(order: Order) -> dict[str, Any]:
+    return {
+        "PartitionKey": escape_key(order.tenant_id),
+        "RowKey": _order_key(order.key),
+        "TenantId": order.tenant_id,
+        "Key": order.key,
+        "AmountMinor": _int64(order.amount_minor),
+        "Currency": order.currency,
+        "Method": json.dumps(asdict(order.method)),
+        "Kind": order.kind.value,
+        "Actor": order.actor,
+        "Status": order.status.value,
+        "CreatedAt": order.created_at,
+        "UpdatedAt": order.updated_at,
+        "GatewayReference": order.gateway_reference,
+        "FailureReason": order.failure_reason,
+        "LotId": order.lot_id,
+    }
+
+
+def _order_from(entity: dict[str, Any]) -> Order:
+    method = json.loads(entity["Method"])
+    return Order(
+        tenant_id=entity["TenantId"],
+        key=entity["Key"],
+        amount_minor=_int(entity["AmountMinor"]),
+        currency=entity["Currency"],
+        method=PaymentMethod(**{**method, "kind": MethodKind(method["kind"])}),
+        kind=EntryKind(entity["Kind"]),
+        actor=entity["Actor"],
+        status=OrderStatus(entity["Status"]),
+        created_at=entity["CreatedAt"],
+        updated_at=entity["UpdatedAt"],
+        gateway_reference=entity.get("GatewayReference", ""),
+        failure_reason=entity.get("FailureReason", ""),
+        lot_id=entity.get("LotId", ""),
+    )
+
