@@ -32,9 +32,18 @@ e2e: deps
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	$(PY) -m pytest -m e2e tests/e2e
 
+## make bench: figures for the notes (not tests): cold start, help turn, place-order turn.
+bench: deps
+	$(PY) -m scripts.bench_help
+	$(PY) -m scripts.bench_place_order
+
 lint: deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+## make package: the Teams app package build/appPackage.zip; needs MicrosoftAppId (environment or .env).
+package: deps
+	$(PY) -m manifest.build_package
 
 clean:
 	rm -rf $(VENV) node_modules .data build .pytest_cache .ruff_cache .hypothesis
