@@ -55,9 +55,10 @@ class CreditsBot(TeamsActivityHandler):
             await super().on_turn(turn_context)
         finally:
             # Saved even when the turn failed half-way, so a half-started flow is not replayed;
-            # the error handler clears the conversation state afterwards when it must.
-            await self._conversation_state.save_changes(turn_context)
+            # the error handler clears the conversation state afterwards when it must. User
+            # state is saved first: a conflict on the conversation must not lose a language.
             await self._user_state.save_changes(turn_context)
+            await self._conversation_state.save_changes(turn_context)
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity

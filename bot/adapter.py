@@ -13,6 +13,7 @@ from botbuilder.integration.aiohttp import (
 from bot.i18n import Localizer
 from bot.settings import Settings
 from bot.turn import TRANSLATOR_KEY, tenant_id_of
+from storage.bot_state import StateConflictError
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,16 @@ class AdapterWithErrorHandler(CloudAdapter):
 
     async def _on_error(self, turn_context: TurnContext, error: Exception) -> None:
         activity = turn_context.activity
+        if isinstance(error, StateConflictError):
+            # Two turns of one conversation ran at once (a double click, a redelivery) and the
+            # other saved first. It has answered the user, and its state is the good one:
+            # neither an apology nor clearing the state would help.
+            logger.warning(
+                "concurrent turn lost the state race: tenant=%s activity=%s",
+                tenant_id_of(activity),
+                activity.id,
+            )
+            return
         logger.error(
             "turn failed: tenant=%s activity=%s type=%s",
             tenant_id_of(activity),

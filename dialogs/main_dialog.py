@@ -17,7 +17,6 @@ from botbuilder.dialogs import Dialog, DialogSet, DialogTurnStatus
 from bot.turn import translator_of
 from cards import CardRenderer
 from dialogs.commands import Command, CommandParser, ParsedCommand
-from dialogs.language import LanguageDialog
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +36,13 @@ COMING_SOON = frozenset(
 Reply = Callable[[TurnContext, ParsedCommand], Awaitable[None]]
 # Handles a card form submitted after its flow ended (a second press, a restart).
 OrphanSubmit = Callable[[TurnContext, dict[str, Any]], Awaitable[None]]
+# Whether the sender may do anything beyond `help`: None when allowed, else the id of the
+# message that explains why not.
+Authorize = Callable[[TurnContext], Awaitable[str | None]]
+
+
+async def allow_everyone(_turn_context: TurnContext) -> str | None:
+    return None
 
 
 class MainDialog:
@@ -48,12 +54,14 @@ class MainDialog:
         flows: dict[Command, Dialog],
         replies: dict[Command, Reply] | None = None,
         orphan_submits: dict[str, OrphanSubmit] | None = None,
+        authorize: Authorize = allow_everyone,
     ) -> None:
         self._parser = parser
         self._cards = cards
         self._flows = flows
         self._replies = replies or {}
         self._orphan_submits = orphan_submits or {}
+        self._authorize = authorize
         self._dialogs = DialogSet(dialog_state)
         for dialog in flows.values():
             self._dialogs.add(dialog)
@@ -61,6 +69,14 @@ class MainDialog:
     async def on_message(self, turn_context: TurnContext) -> None:
         dc = await self._dialogs.create_context(turn_context)
         command = self._command_of(turn_context)
+
+        # Help is for everyone; every other command, card action and form is for admins.
+        if command is None or command.command != Command.HELP:
+            refusal = await self._authorize(turn_context)
+            if refusal is not None:
+                await dc.cancel_all_dialogs()
+                await turn_context.send_activity(translator_of(turn_context)(refusal))
+                return
 
         if command is None:
             if dc.active_dialog is not None:
@@ -122,12 +138,15 @@ class MainDialog:
         return self._parser.parse(activity.text)
 
     def _options(self, turn_context: TurnContext, parsed: ParsedCommand) -> dict[str, Any]:
+        # Only named, expected fields go into dialog state: a forged submit must not be able to
+        # park arbitrary card data (a card number, say) in stored state.
+        options: dict[str, Any] = {"argument": parsed.argument[:100]}
         value = turn_context.activity.value
-        options: dict[str, Any] = {"argument": parsed.argument}
-        if isinstance(value, dict):
-            options.update({k: v for k, v in value.items() if k != "command"})
-        if parsed.command == Command.LANGUAGE and parsed.argument and "language" not in options:
-            options["language"] = parsed.argument
+        if parsed.command == Command.LANGUAGE:
+            chosen = value.get("language") if isinstance(value, dict) else None
+            language = chosen if isinstance(chosen, str) else parsed.argument
+            if language:
+                options["language"] = language[:40]
         return options
 
     async def _send_menu(self, turn_context: TurnContext, message: str | None) -> None:

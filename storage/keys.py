@@ -3,7 +3,8 @@
 PartitionKey and RowKey forbid `/`, `\\`, `#`, `?` and control characters and hold at most
 1 KiB. Forbidden characters (and the escape character itself) become `*XX`-style hex escapes, so
 escaping is reversible and distinct inputs stay distinct; a key still too long is cut and given
-a SHA-256 suffix of the whole original key.
+a SHA-256 suffix of the whole original key, after a `*~` marker that escaping never produces
+(an escape is always `*` and two hex digits), so a short key cannot look like a cut one.
 """
 
 from __future__ import annotations
@@ -24,4 +25,5 @@ def escape_key(key: str) -> str:
     if len(escaped) <= MAX_KEY_CHARS:
         return escaped
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
-    return escaped[: MAX_KEY_CHARS - len(digest) - 1] + ESCAPE + digest
+    marker = ESCAPE + "~"
+    return escaped[: MAX_KEY_CHARS - len(digest) - len(marker)] + marker + digest

@@ -1,0 +1,72 @@
+"""Every card the bot can send, filled with realistic data, for validation in every language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.i18n import LANGUAGES, Translator
+
+_METHODS = [
+    {"value": "card:card-1", "title": "Visa ending in 4242 (expires 12/2029)"},
+    {"value": "agreement:EA-4471-2210", "title": "Enterprise Agreement EA-4471-2210"},
+    {"value": "new_card", "title": "A new card"},
+]
+
+
+def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
+    """(template name, data) pairs covering each template's branches."""
+    money = "$1,250.50"
+    lots = [
+        {"text": f"{money} of $2,000.00", "expires": "expires Nov 23, 2027"} for _ in range(10)
+    ]
+    recent = [{"date": "Nov 23, 2026", "kind": "Purchase", "amount": "+$500.00"} for _ in range(5)]
+    errors = {
+        "amount": t("error.amount.too_many_decimals", decimals=2),
+        "method": t("error.method.unknown"),
+        "po": t("error.po"),
+        "card": t("error.card.number"),
+    }
+    form = {
+        "nonce": "0" * 32,
+        "currency": "USD",
+        "limits": t("add_funds.limits", minimum="$50.00", maximum="$100,000.00"),
+        "methods": _METHODS,
+        "years": [str(2026 + i) for i in range(12)],
+    }
+    return [
+        ("welcome", {}),
+        ("menu", {"message": None}),
+        ("menu", {"message": t("unknown.hint")}),
+        ("language", {"languages": LANGUAGES, "current": t("language.automatic")}),
+        ("add_funds", {**form, "values": {"amount": "", "method": "", "po": ""}, "errors": {}}),
+        ("add_funds", {**form, "values": {"amount": "12.345", "method": "new_card", "po": "PO-1"}, "errors": errors}),
+        (
+            "add_funds_confirm",
+            {
+                "nonce": "0" * 32,
+                "amount": money,
+                "method": _METHODS[0]["title"],
+                "balance_now": "$0.00",
+                "balance_after": money,
+                "expires": "Nov 23, 2027",
+            },
+        ),
+        *[
+            (
+                "add_funds_receipt",
+                {
+                    "order_id": "0123456789AB",
+                    "amount": money,
+                    "balance": money,
+                    "expires": "Nov 23, 2027",
+                    "method": _METHODS[1]["title"],
+                    "recommend_auto_recharge": recommend,
+                },
+            )
+            for recommend in (True, False)
+        ],
+        ("add_funds_failed", {"reason": t("failed.reason.expired_card"), "amount": money}),
+        ("add_funds_pending", {"order_id": "0123456789AB"}),
+        ("status", {"balance": money, "currency": "USD", "auto_recharge": t("status.auto_recharge_off"), "lots": lots, "next_expiry": "x", "recent": recent}),
+        ("status", {"balance": "$0.00", "currency": "USD", "auto_recharge": t("status.auto_recharge_off"), "lots": [], "next_expiry": "", "recent": []}),
+    ]
