@@ -125,3 +125,30 @@ def check_invariant(
         )
     if entries and entries[-1].balance_after_minor != account.balance_minor:
         raise InvariantViolation("the last ledger entry disagrees with the balance")
+
+
+def forfeit(account: Account, lots: list[Lot] | tuple[Lot, ...], *, at: datetime) -> Change:
+    """Book the remainder of every lot expired by `at` as an expiry entry of that lot."""
+    balance = account.balance_minor
+    seq = account.ledger_seq
+    changed: list[Lot] = []
+    entries: list[LedgerEntry] = []
+    for lot in draw_order(lots):
+        if lot.remaining_minor == 0 or lot.expires_at > at:
+            continue
+        balance -= lot.remaining_minor
+        seq += 1
+        entries.append(
+            LedgerEntry(
+                seq,
+                EntryKind.EXPIRY,
+                -lot.remaining_minor,
+                balance,
+                lot.lot_id,
+                "expiry",
+                lot.lot_id,
+                at,
+            )
+        )
+        changed.append(replace(lot, remaining_minor=0))
+    return Change(account.with_balance(balance, seq), tuple(changed), tuple(entries))

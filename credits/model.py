@@ -52,6 +52,19 @@ class AutoRecharge:
 
 
 @dataclass(frozen=True)
+class RechargeState:
+    """Where auto-recharge stands: a crossing waiting for its recharge, and failed attempts."""
+
+    due_key: str = ""
+    """Key of the crossing that awaits a recharge ("" when none): set in the same transaction
+    as the debit that crossed the trigger, cleared by the booking of its recharge."""
+    attempts: int = 0
+    next_attempt_at: str = ""
+    """ISO 8601 time before which a failed recharge is not tried again."""
+    last_failure: str = ""
+
+
+@dataclass(frozen=True)
 class Account:
     tenant_id: str
     currency: str
@@ -63,6 +76,9 @@ class Account:
     """Enterprise Agreement numbers the tenant may invoice."""
     default_method_id: str = ""
     auto_recharge: AutoRecharge = field(default_factory=AutoRecharge)
+    recharge: RechargeState = field(default_factory=RechargeState)
+    low_balance_thresholds: tuple[int, ...] = ()
+    """Admin-set low-balance alert thresholds in minor units (empty: the defaults apply)."""
 
     def card(self, card_id: str) -> SavedCard | None:
         return next((c for c in self.cards if c.id == card_id), None)
@@ -124,3 +140,39 @@ class Order:
     gateway_reference: str = ""
     failure_reason: str = ""
     lot_id: str = ""
+
+
+class EventKind(StrEnum):
+    BALANCE_LOW = "balance_low"
+    BALANCE_ZERO = "balance_zero"
+    RECHARGE_SUCCEEDED = "recharge_succeeded"
+    RECHARGE_FAILED = "recharge_failed"
+    AUTO_RECHARGE_DISABLED = "auto_recharge_disabled"
+    FUNDS_EXPIRING = "funds_expiring"
+    FUNDS_EXPIRED = "funds_expired"
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """An alert to deliver, written in the same transaction as the change that caused it.
+
+    The id is deterministic (kind and the ledger position or lot that caused it), so the same
+    event can never be written twice: the insert fails instead.
+    """
+
+    event_id: str
+    kind: EventKind
+    at: datetime
+    data: dict[str, str | int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UsageMarker:
+    """A usage row that has been charged: its UsageId is the idempotency key."""
+
+    usage_id: str
+    amount_minor: int
+    charged_minor: int
+    """Less than the amount when the balance ran out: the rest is uncovered, never negative."""
+    source: str
+    at: datetime

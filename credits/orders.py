@@ -28,6 +28,7 @@ from credits.model import (
     MethodKind,
     Order,
     OrderStatus,
+    OutboxEvent,
     PaymentMethod,
 )
 from credits.money import Money
@@ -45,6 +46,21 @@ logger = logging.getLogger(__name__)
 
 # Contended bookings retry with jittered back-off; 12 tries outlast 50 concurrent writers.
 MAX_BOOKING_ATTEMPTS = 12
+
+
+# Applied to the account inside the booking transaction of an order: the auto-recharge state
+# an order settles, and the alerts it causes, commit with the money or not at all.
+Settle = Callable[[Account, Order], tuple[Account, list[OutboxEvent]]]
+
+
+def clear_recharge_failures(account: Account, _order: Order) -> tuple[Account, list[OutboxEvent]]:
+    """A manual purchase clears auto-recharge's failure state, so the next attempt is prompt."""
+    if account.recharge.attempts or account.recharge.last_failure:
+        account = replace(
+            account,
+            recharge=replace(account.recharge, attempts=0, next_attempt_at="", last_failure=""),
+        )
+    return account, []
 
 
 class OrderRejected(ValueError):
@@ -91,6 +107,7 @@ class OrderService:
         *,
         actor: str,
         kind: EntryKind = EntryKind.PURCHASE,
+        settle: Settle = clear_recharge_failures,
     ) -> OrderOutcome:
         if amount.minor <= 0:
             raise OrderRejected("amount")
@@ -115,8 +132,8 @@ class OrderService:
         )
         inserted = await self._repo.insert_order(pending)
         if inserted is None:
-            return await self._repeat(tenant_id, key, pending)
-        return await self._complete(inserted, source, replayed=False)
+            return await self._repeat(tenant_id, key, pending, settle)
+        return await self._complete(inserted, source, replayed=False, settle=settle)
 
     async def recover(self, tenant_id: str, *, older_than: timedelta) -> list[OrderOutcome]:
         """Finish orders left pending by a timeout or a crash, by replaying their charge."""
@@ -126,7 +143,8 @@ class OrderService:
         cutoff = self._clock() - older_than
         outcomes = []
         for order in await self._repo.pending_orders(tenant_id):
-            if order.value.created_at > cutoff:
+            if order.value.created_at > cutoff or order.value.kind != EntryKind.PURCHASE:
+                # Recharges are finished by the auto-recharge engine, which settles its state.
                 continue
             try:
                 source = _source(account.value, order.value.method)
@@ -135,10 +153,14 @@ class OrderService:
                 # which charge this was, so the order stays pending and visible.
                 logger.error("pending order %s has no payment method any more", order.value.key)
                 continue
-            outcomes.append(await self._complete(order, source, replayed=True))
+            outcomes.append(
+                await self._complete(order, source, replayed=True, settle=clear_recharge_failures)
+            )
         return outcomes
 
-    async def _repeat(self, tenant_id: str, key: str, asked: Order) -> OrderOutcome:
+    async def _repeat(
+        self, tenant_id: str, key: str, asked: Order, settle: Settle
+    ) -> OrderOutcome:
         existing = await self._repo.get_order(tenant_id, key)
         if existing is None:  # orders are never deleted
             raise OrderRejected("order vanished")
@@ -152,12 +174,13 @@ class OrderService:
         if order.status == OrderStatus.PENDING:
             account = await self._repo.get_account(tenant_id)
             assert account is not None
-            return await self._complete(existing, _source(account.value, order.method), replayed=True)
+            source = _source(account.value, order.method)
+            return await self._complete(existing, source, replayed=True, settle=settle)
         account = await self._repo.get_account(tenant_id)
         return OrderOutcome(order, account.value if account else None, replayed=True)
 
     async def _complete(
-        self, order: Versioned[Order], source: PaymentSource, *, replayed: bool
+        self, order: Versioned[Order], source: PaymentSource, *, replayed: bool, settle: Settle
     ) -> OrderOutcome:
         value = order.value
         try:
@@ -176,7 +199,7 @@ class OrderService:
             return await self._fail(order, declined.reason)
         except IdempotencyConflict as error:
             raise OrderRejected("key reused") from error
-        return await self._book(order, result.gateway_reference, replayed=replayed)
+        return await self._book(order, result.gateway_reference, replayed=replayed, settle=settle)
 
     async def _fail(self, order: Versioned[Order], reason: DeclineReason) -> OrderOutcome:
         failed = replace(
@@ -194,7 +217,7 @@ class OrderService:
         return OrderOutcome(failed)
 
     async def _book(
-        self, order: Versioned[Order], gateway_reference: str, *, replayed: bool
+        self, order: Versioned[Order], gateway_reference: str, *, replayed: bool, settle: Settle
     ) -> OrderOutcome:
         tenant_id, key = order.value.tenant_id, order.value.key
         for attempt in range(MAX_BOOKING_ATTEMPTS):
@@ -225,9 +248,11 @@ class OrderService:
                 lot_id=change.lots[0].lot_id,
                 updated_at=now,
             )
+            settled, events = settle(change.account, booked)
+            change = replace(change, account=settled)
             try:
                 saved = await self._repo.commit(
-                    account.etag, change, order=(current_order, booked)
+                    account.etag, change, order=(current_order, booked), inserts=events
                 )
             except ConcurrencyConflict:
                 await self._sleep(random.uniform(0, 0.02 * 2 ** min(attempt, 5)))

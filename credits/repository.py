@@ -6,17 +6,26 @@ lots and ledger entries the change produced, and the order it books, together or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from credits.ledger import Change
-from credits.model import Account, LedgerEntry, Lot, Order
+from credits.model import Account, LedgerEntry, Lot, Order, OutboxEvent, UsageMarker
 
 T = TypeVar("T")
 
 
 class ConcurrencyConflict(Exception):
     """Something this change was based on changed meanwhile; reload and decide again."""
+
+
+class DuplicateRecord(Exception):
+    """A record inserted with the change exists already (a usage row charged before)."""
+
+    def __init__(self, record: object) -> None:
+        super().__init__(repr(record))
+        self.record = record
 
 
 @dataclass(frozen=True)
@@ -57,5 +66,14 @@ class CreditsRepository(Protocol):
         account_etag: str,
         change: Change,
         order: tuple[Versioned[Order], Order] | None = None,
+        inserts: Sequence[UsageMarker | OutboxEvent] = (),
     ) -> Versioned[Account]:
-        """Apply a change in one transaction; ConcurrencyConflict when any ETag is stale."""
+        """Apply a change in one transaction; ConcurrencyConflict when any ETag is stale,
+        DuplicateRecord when an inserted record exists already."""
+
+    async def existing_usage(self, tenant_id: str, usage_ids: Sequence[str]) -> set[str]: ...
+
+    async def outbox(self, tenant_id: str) -> list[OutboxEvent]: ...
+
+    async def insert_event(self, tenant_id: str, event: OutboxEvent) -> bool:
+        """False when an event with this id exists already."""

@@ -14,8 +14,10 @@ from the same starting point.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -33,15 +35,19 @@ from credits.model import (
     Account,
     AutoRecharge,
     EntryKind,
+    EventKind,
     LedgerEntry,
     Lot,
     MethodKind,
     Order,
     OrderStatus,
+    OutboxEvent,
     PaymentMethod,
+    RechargeState,
     SavedCard,
+    UsageMarker,
 )
-from credits.repository import ConcurrencyConflict, Versioned
+from credits.repository import ConcurrencyConflict, DuplicateRecord, Versioned
 from storage.keys import escape_key
 
 logger = logging.getLogger(__name__)
@@ -50,6 +56,8 @@ ACCOUNT = "account"
 LOT = "lot-"
 LEDGER = "ledger-"
 ORDER = "order-"
+USAGE = "usage-"
+OUTBOX = "outbox-"
 # Ledger row keys count down from here so that a plain ascending query lists newest first.
 _SEQ_CEILING = 10**18
 # One entity-group transaction holds at most 100 operations.
@@ -158,6 +166,38 @@ class TableCreditsRepository:
             if e.get("Status") == OrderStatus.PENDING.value
         ]
 
+    async def existing_usage(self, tenant_id: str, usage_ids: Sequence[str]) -> set[str]:
+        """Which of these usage rows were charged before (point reads, in parallel)."""
+
+        async def exists(usage_id: str) -> str | None:
+            try:
+                await self._table.get_entity(
+                    escape_key(tenant_id), USAGE + escape_key(usage_id), select=["RowKey"]
+                )
+            except ResourceNotFoundError:
+                return None
+            return usage_id
+
+        found = await asyncio.gather(*(exists(u) for u in dict.fromkeys(usage_ids)))
+        return {u for u in found if u is not None}
+
+    async def insert_event(self, tenant_id: str, event: OutboxEvent) -> bool:
+        """Write an alert on its own; False when an alert with its id exists already."""
+        try:
+            await self._table.create_entity(_insert_entity(tenant_id, event))
+        except ResourceExistsError:
+            return False
+        return True
+
+    async def outbox(self, tenant_id: str) -> list[OutboxEvent]:
+        return [_event_from(e) async for e in self._query_prefix(tenant_id, OUTBOX)]
+
+    async def tenants_with_accounts(self) -> list[str]:
+        query = self._table.query_entities(
+            "RowKey eq @account", parameters={"account": ACCOUNT}, select=["TenantId"]
+        )
+        return [entity["TenantId"] async for entity in query]
+
     async def tenants_with_pending_orders(self) -> list[str]:
         """A scan across partitions; pending orders are rare, and only recovery asks."""
         query = self._table.query_entities(
@@ -174,6 +214,7 @@ class TableCreditsRepository:
         account_etag: str,
         change: Change,
         order: tuple[Versioned[Order], Order] | None = None,
+        inserts: Sequence[UsageMarker | OutboxEvent] = (),
     ) -> Versioned[Account]:
         tenant_id = change.account.tenant_id
         replace_if_match = {"mode": UpdateMode.REPLACE, **_if_match(account_etag)}
@@ -187,14 +228,19 @@ class TableCreditsRepository:
         operations += [("create", _entry_entity(tenant_id, entry)) for entry in change.entries]
         if order is not None:
             current, new = order
-            operations.append(
-                ("update", _order_entity(new), {"mode": UpdateMode.REPLACE, **_if_match(current.etag)})
-            )
+            order_if_match = {"mode": UpdateMode.REPLACE, **_if_match(current.etag)}
+            operations.append(("update", _order_entity(new), order_if_match))
+        first_insert = len(operations)
+        operations += [("create", _insert_entity(tenant_id, record)) for record in inserts]
         if len(operations) > MAX_TRANSACTION_OPERATIONS:
             raise ValueError(f"{len(operations)} operations exceed one transaction")
         try:
             results = await self._table.submit_transaction(operations)
         except TableTransactionError as error:
+            if error.status_code == 409 and error.index >= first_insert:
+                # A usage row or event that exists already: a duplicate, not a race.
+                record = inserts[error.index - first_insert]
+                raise DuplicateRecord(record) from error
             # 412 (an ETag is stale) and 409 (a ledger row exists: someone committed the same
             # sequence number first) both mean: another writer got there first.
             if error.status_code in (409, 412):
@@ -229,6 +275,8 @@ def _account_entity(account: Account) -> dict[str, Any]:
         "Agreements": json.dumps(list(account.agreements)),
         "DefaultMethodId": account.default_method_id,
         "AutoRecharge": json.dumps(asdict(account.auto_recharge)),
+        "Recharge": json.dumps(asdict(account.recharge)),
+        "LowBalanceThresholds": json.dumps(list(account.low_balance_thresholds)),
     }
 
 
@@ -242,6 +290,8 @@ def _account_from(entity: dict[str, Any]) -> Account:
         agreements=tuple(json.loads(entity.get("Agreements") or "[]")),
         default_method_id=entity.get("DefaultMethodId", ""),
         auto_recharge=AutoRecharge(**json.loads(entity.get("AutoRecharge") or "{}")),
+        recharge=RechargeState(**json.loads(entity.get("Recharge") or "{}")),
+        low_balance_thresholds=tuple(json.loads(entity.get("LowBalanceThresholds") or "[]")),
     )
 
 
@@ -338,3 +388,34 @@ def _order_from(entity: dict[str, Any]) -> Order:
         lot_id=entity.get("LotId", ""),
     )
 
+
+
+def _insert_entity(tenant_id: str, record: UsageMarker | OutboxEvent) -> dict[str, Any]:
+    if isinstance(record, UsageMarker):
+        return {
+            "PartitionKey": escape_key(tenant_id),
+            "RowKey": USAGE + escape_key(record.usage_id),
+            "UsageId": record.usage_id,
+            "AmountMinor": _int64(record.amount_minor),
+            "ChargedMinor": _int64(record.charged_minor),
+            "Source": record.source,
+            "At": record.at,
+        }
+    return {
+        "PartitionKey": escape_key(tenant_id),
+        "RowKey": OUTBOX + escape_key(record.event_id),
+        "EventId": record.event_id,
+        "Kind": record.kind.value,
+        "At": record.at,
+        "Data": json.dumps(record.data),
+        "Delivered": False,
+    }
+
+
+def _event_from(entity: dict[str, Any]) -> OutboxEvent:
+    return OutboxEvent(
+        event_id=entity["EventId"],
+        kind=EventKind(entity["Kind"]),
+        at=entity["At"],
+        data=json.loads(entity.get("Data") or "{}"),
+    )

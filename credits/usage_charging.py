@@ -1,0 +1,254 @@
+"""Charging usage rows against the ledger: idempotent by UsageId, batched per transaction.
+
+Each batch is one entity-group transaction: the account (If-Match), the lots it draws, one
+ledger entry per lot per row, a marker per row (RowKey = its UsageId, so a row charged before
+makes the insert fail), and the alerts and auto-recharge state the debit causes. Rows stream
+through: memory holds one batch, whatever the size of the import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterable, Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Protocol
+
+from credits import ledger
+from credits.model import (
+    Account,
+    EntryKind,
+    EventKind,
+    LedgerEntry,
+    Lot,
+    OutboxEvent,
+    RechargeState,
+    UsageMarker,
+)
+from credits.repository import ConcurrencyConflict, CreditsRepository, DuplicateRecord
+
+logger = logging.getLogger(__name__)
+
+MAX_OPERATIONS = 100
+# Rows per batch before the operation count is checked; most rows touch one lot (two ops).
+BATCH_ROWS = 40
+MAX_ATTEMPTS = 12
+
+
+class ChargeableRow(Protocol):
+    """What charging needs of a usage row (credits.usage.UsageRow has it)."""
+
+    usage_id: str
+
+    def amount_minor(self) -> int: ...
+
+
+@dataclass
+class ChargeReport:
+    charged: int = 0
+    """Rows charged now."""
+    already_charged: int = 0
+    """Rows whose UsageId was charged by an earlier import: charged nothing."""
+    uncovered: int = 0
+    """Rows the balance could not cover in full (calls stop at zero; the rest is not owed)."""
+    debited_minor: int = 0
+    balance_after_minor: int = 0
+    events: list[str] = field(default_factory=list)
+
+
+class UsageCharger:
+    def __init__(
+        self,
+        repository: CreditsRepository,
+        *,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], object] = asyncio.sleep,
+    ) -> None:
+        self._repo = repository
+        self._clock = clock
+        self._sleep = sleep
+
+    async def charge(
+        self,
+        tenant_id: str,
+        rows: Iterable[ChargeableRow] | AsyncIterable[ChargeableRow],
+        *,
+        source: str,
+    ) -> ChargeReport:
+        report = ChargeReport()
+        batch: list[ChargeableRow] = []
+        async for row in _aiter(rows):
+            batch.append(row)
+            if len(batch) >= BATCH_ROWS:
+                await self._charge_batch(tenant_id, batch, source, report)
+                batch = []
+        if batch:
+            await self._charge_batch(tenant_id, batch, source, report)
+        account = await self._repo.get_account(tenant_id)
+        report.balance_after_minor = account.value.balance_minor if account else 0
+        return report
+
+    async def _charge_batch(
+        self, tenant_id: str, rows: list[ChargeableRow], source: str, report: ChargeReport
+    ) -> None:
+        # Drop rows charged before, and repeats inside the batch, before planning.
+        unique = list({row.usage_id: row for row in rows}.values())
+        report.already_charged += len(rows) - len(unique)
+        done = await self._repo.existing_usage(tenant_id, [row.usage_id for row in unique])
+        report.already_charged += len(done)
+        pending = [row for row in unique if row.usage_id not in done]
+        for attempt in range(MAX_ATTEMPTS):
+            if not pending:
+                return
+            current = await self._repo.get_account(tenant_id)
+            if current is None:
+                raise LookupError(f"tenant {tenant_id} has no account")
+            lots = await self._repo.list_lots(tenant_id)
+            plan = plan_debit(current.value, lots, pending, source=source, at=self._clock())
+            if plan.operations > MAX_OPERATIONS:
+                # Rows that each touch many small lots: commit in halves instead.
+                half = len(pending) // 2 or 1
+                await self._charge_batch(tenant_id, pending[:half], source, report)
+                await self._charge_batch(tenant_id, pending[half:], source, report)
+                return
+            try:
+                await self._repo.commit(current.etag, plan.change, inserts=plan.inserts)
+            except DuplicateRecord as duplicate:
+                # Another import charged this row between our check and our commit.
+                marker = duplicate.record
+                if isinstance(marker, UsageMarker):
+                    pending = [row for row in pending if row.usage_id != marker.usage_id]
+                    report.already_charged += 1
+                continue
+            except ConcurrencyConflict:
+                await self._sleep(random.uniform(0, 0.02 * 2 ** min(attempt, 5)))
+                continue
+            report.charged += len(pending)
+            report.uncovered += plan.uncovered_rows
+            report.debited_minor += plan.debited_minor
+            report.events += [event.event_id for event in plan.events]
+            return
+        raise ConcurrencyConflict(f"usage batch for {tenant_id} kept conflicting")
+
+
+@dataclass(frozen=True)
+class DebitPlan:
+    change: ledger.Change
+    inserts: list[UsageMarker | OutboxEvent]
+    events: list[OutboxEvent]
+    debited_minor: int
+    uncovered_rows: int
+
+    @property
+    def operations(self) -> int:
+        return 1 + len(self.change.lots) + len(self.change.entries) + len(self.inserts)
+
+
+def plan_debit(
+    account: Account,
+    lots: list[Lot],
+    rows: list[ChargeableRow],
+    *,
+    source: str,
+    at: datetime,
+) -> DebitPlan:
+    """The debit of a batch of rows, with the alerts and recharge state it causes. Pure."""
+    before = account.balance_minor
+    current = account
+    lots_by_id = {lot.lot_id: lot for lot in lots}
+    entries: list[LedgerEntry] = []
+    markers: list[UsageMarker] = []
+    uncovered = 0
+    for row in rows:
+        amount = row.amount_minor()
+        charge = min(amount, current.balance_minor)
+        if charge < amount:
+            uncovered += 1
+        if charge > 0:
+            change = ledger.debit(
+                current,
+                list(lots_by_id.values()),
+                charge,
+                kind=EntryKind.USAGE,
+                actor=source,
+                reference=row.usage_id,
+                at=at,
+            )
+            current = change.account
+            lots_by_id.update({lot.lot_id: lot for lot in change.lots})
+            entries += change.entries
+        markers.append(UsageMarker(row.usage_id, amount, charge, source, at))
+    touched = {entry.lot_id for entry in entries}
+    events = _balance_events(account, before, current.balance_minor, current.ledger_seq, at)
+    current = plan_recharge_due(current, account)
+    change = ledger.Change(
+        current, tuple(lots_by_id[lot_id] for lot_id in touched), tuple(entries)
+    )
+    return DebitPlan(
+        change=change,
+        inserts=[*markers, *events],
+        events=events,
+        debited_minor=before - current.balance_minor,
+        uncovered_rows=uncovered,
+    )
+
+
+def _balance_events(
+    account: Account, before: int, after: int, seq: int, at: datetime
+) -> list[OutboxEvent]:
+    """Low-balance alerts once per crossing of each threshold, and the zero alert."""
+    events = []
+    for threshold in alert_thresholds(account):
+        if before >= threshold > after:
+            events.append(
+                OutboxEvent(
+                    f"balance_low-{threshold}-{seq}",
+                    EventKind.BALANCE_LOW,
+                    at,
+                    {"threshold_minor": threshold, "balance_minor": after},
+                )
+            )
+    if before > 0 and after == 0:
+        events.append(OutboxEvent(f"balance_zero-{seq}", EventKind.BALANCE_ZERO, at, {}))
+    return events
+
+
+def alert_thresholds(account: Account) -> tuple[int, ...]:
+    """The admin's thresholds, else the auto-recharge trigger when auto-recharge is on."""
+    if account.low_balance_thresholds:
+        return account.low_balance_thresholds
+    if account.auto_recharge.enabled and account.auto_recharge.trigger_minor > 0:
+        return (account.auto_recharge.trigger_minor,)
+    return ()
+
+
+def plan_recharge_due(account: Account, before: Account) -> Account:
+    """Below the trigger with no recharge in flight: this debit starts exactly one recharge.
+
+    `account` is the account after a debit or expiry, `before` the one it started from. The key
+    names the ledger position of the change, so every instance that looks at the same crossing
+    derives the same key, and the gateway charges it once.
+    """
+    settings = account.auto_recharge
+    if (
+        account.ledger_seq > before.ledger_seq
+        and settings.enabled
+        and account.balance_minor < settings.trigger_minor
+        and not account.recharge.due_key
+    ):
+        return replace(
+            account,
+            recharge=RechargeState(due_key=f"recharge-{account.ledger_seq}", attempts=0),
+        )
+    return account
+
+
+async def _aiter(rows):
+    if hasattr(rows, "__aiter__"):
+        async for row in rows:
+            yield row
+    else:
+        for row in rows:
+            yield row
