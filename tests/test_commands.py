@@ -58,3 +58,15 @@ def test_normalize_keeps_signs_and_folds_words():
     assert normalize("Auto-Recharge") == "auto recharge"
     assert normalize("-500") == "-500"
     assert normalize("Licenças") == "licencas"
+
+
+def test_every_manifest_command_is_understood():
+    """The Teams command menu (manifest/commands.json) offers only words the bot parses."""
+    import json
+    from pathlib import Path
+
+    commands = json.loads(Path("manifest/commands.json").read_text(encoding="utf-8"))
+    for language, titles in commands.items():
+        for command_id, title in titles.items():
+            parsed = PARSER.parse(title)
+            assert parsed is not None and parsed.command.value == command_id, (language, title)

@@ -1,0 +1,1 @@
+"""The Teams app package: manifest, localisation files, icons and the package builder."""
