@@ -19,28 +19,36 @@ from aiohttp import web
 from azure.core.exceptions import AzureError
 from azure.core.pipeline import PipelineRequest
 from botbuilder.core import ConversationState, UserState
+from credits.sandbox_gateway import SandboxGateway
 from jwt import PyJWTError
+from storage.audit import AuditLog
+from storage.bot_state import TableBotStorage
+from storage.sandbox_records import TableSandboxRecords
 
 from bot.activity_handler import CreditsBot
 from bot.adapter import AdapterWithErrorHandler
 from bot.i18n import Localizer
+from bot.turn import tenant_id_of
 from bot.settings import Settings, SettingsError
 from cards import CardRenderer
+from credits.access import AdminCheck
 from credits.accounts import AccountService, no_seed
+from credits.directory import Directory, DirectoryError
+from credits.graph_directory import GraphDirectory, MsalTokenProvider
+from credits.licence_service import LicenceService
 from credits.demo import demo_seeder
 from credits.money import Money
 from credits.orders import OrderService
 from credits.payments import PaymentError
-from credits.sandbox_gateway import SandboxGateway
 from dialogs.add_funds import CONFIRM, AddFundsDialog
 from dialogs.commands import Command, CommandParser
 from dialogs.language import LanguageDialog, LanguagePreference
+from dialogs.licences import LicencesDialog
 from dialogs.main_dialog import MainDialog
 from dialogs.status import StatusReply
-from storage.bot_state import TableBotStorage
 from storage.conversations import ConversationRepository
 from storage.credits_repository import TableCreditsRepository
-from storage.sandbox_records import TableSandboxRecords
+from storage.embedded_directory import EmbeddedDirectory, seed_demo_tenant
 from storage.tables import TableStore
 
 logger = logging.getLogger("ccbot")
@@ -61,6 +69,7 @@ class Services:
     bot: CreditsBot
     orders: OrderService
     credits: TableCreditsRepository
+    directory: Directory
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -90,15 +99,24 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         prefix=settings.table_prefix,
         request_hook=app[REQUEST_HOOK],
     )
+    directory: GraphDirectory | None = None
     try:
         await store.create_tables()
-        app[SERVICES] = build_services(settings, store)
+        if settings.directory == "graph":
+            directory = GraphDirectory(
+                None, MsalTokenProvider(settings.graph_client_id, settings.graph_client_secret)
+            )
+        app[SERVICES] = build_services(settings, store, directory)
         yield
     finally:
+        if directory is not None:
+            await directory.close()
         await store.close()
 
 
-def build_services(settings: Settings, store: TableStore) -> Services:
+def build_services(
+    settings: Settings, store: TableStore, graph: Directory | None = None
+) -> Services:
     bot_storage = TableBotStorage(store.table(store.names.bot_state))
     conversation_state = ConversationState(bot_storage)
     user_state = UserState(bot_storage)
@@ -116,6 +134,12 @@ def build_services(settings: Settings, store: TableStore) -> Services:
         seeder=demo_seeder(gateway) if settings.dangerously_allow_unauthenticated else no_seed,
     )
     orders = OrderService(credits_repo, gateway, clock=_utcnow)
+    directory: Directory = graph or DemoSeededDirectory(EmbeddedDirectory.on(store))
+    admins = AdminCheck(
+        directory, ttl=timedelta(seconds=settings.role_cache_seconds), clock=_utcnow
+    )
+    audit = AuditLog(store.table(store.names.audit))
+    licences = LicenceService(directory, audit.write_licence_change)
     add_funds = AddFundsDialog(
         accounts,
         orders,
@@ -132,11 +156,13 @@ def build_services(settings: Settings, store: TableStore) -> Services:
         flows={
             Command.LANGUAGE: LanguageDialog(language, localizer, cards),
             Command.ADD_FUNDS: add_funds,
+            Command.LICENCES: LicencesDialog(licences, cards),
         },
         replies={Command.STATUS: StatusReply(accounts, cards)},
         orphan_submits={
             CONFIRM: lambda tc, value: add_funds.replay_confirmation(tc, value.get("nonce"))
         },
+        authorize=_admins_only(admins),
     )
     bot = CreditsBot(
         conversation_state=conversation_state,
@@ -148,7 +174,65 @@ def build_services(settings: Settings, store: TableStore) -> Services:
         conversations=ConversationRepository(store.table(store.names.conversations)),
     )
     adapter = AdapterWithErrorHandler(settings, conversation_state, localizer)
-    return Services(store=store, adapter=adapter, bot=bot, orders=orders, credits=credits_repo)
+    return Services(
+        store=store,
+        adapter=adapter,
+        bot=bot,
+        orders=orders,
+        credits=credits_repo,
+        directory=directory,
+    )
+
+
+def _admins_only(admins: AdminCheck):
+    async def authorize(turn_context) -> str | None:
+        activity = turn_context.activity
+        sender = activity.from_property
+        try:
+            allowed = await admins.is_admin(
+                tenant_id_of(activity) or "", (sender.aad_object_id or "") if sender else ""
+            )
+        except DirectoryError:
+            logger.exception("could not read the sender's roles")
+            return "access.unavailable"
+        return None if allowed else "access.refused"
+
+    return authorize
+
+
+class DemoSeededDirectory:
+    """The embedded directory, seeding each tenant with the demo users the first time it is
+    asked about it: in local mode any tenant id the Playground sends has a Billing admin."""
+
+    def __init__(self, inner: EmbeddedDirectory) -> None:
+        self._inner = inner
+        self._seeded: set[str] = set()
+
+    async def _seed(self, tenant_id: str) -> None:
+        if tenant_id not in self._seeded:
+            await seed_demo_tenant(self._inner, tenant_id)
+            self._seeded.add(tenant_id)
+
+    async def list_users(self, tenant_id: str):
+        await self._seed(tenant_id)
+        async for user in self._inner.list_users(tenant_id):
+            yield user
+
+    async def get_user(self, tenant_id: str, user_id: str):
+        await self._seed(tenant_id)
+        return await self._inner.get_user(tenant_id, user_id)
+
+    async def subscribed_skus(self, tenant_id: str):
+        await self._seed(tenant_id)
+        return await self._inner.subscribed_skus(tenant_id)
+
+    async def assign_licenses(self, tenant_id: str, user_id: str, *, add, remove):
+        await self._seed(tenant_id)
+        return await self._inner.assign_licenses(tenant_id, user_id, add=add, remove=remove)
+
+    async def role_template_ids(self, tenant_id: str, user_id: str):
+        await self._seed(tenant_id)
+        return await self._inner.role_template_ids(tenant_id, user_id)
 
 
 def _utcnow() -> datetime:

@@ -70,6 +70,21 @@ class Settings:
     purchase_maximum: Decimal = Decimal("100000")
     """`PURCHASE_MAXIMUM`: the largest amount one order may add, in the account currency."""
 
+    directory: str = "graph"
+    """`DIRECTORY`: `graph` (Microsoft Graph, app-only) or `embedded` (demo users in Tables).
+
+    Defaults to `embedded` in unauthenticated local mode and to `graph` otherwise.
+    """
+
+    graph_client_id: str = ""
+    """`GRAPH_CLIENT_ID`: the app that reads users and assigns licences; default MicrosoftAppId."""
+
+    graph_client_secret: str = ""
+    """`GRAPH_CLIENT_SECRET`: its secret; default MicrosoftAppPassword."""
+
+    role_cache_seconds: int = 300
+    """`ROLE_CACHE_SECONDS`: how long a user's admin roles are trusted before asking again."""
+
     log_level: str = "INFO"
     """`LOG_LEVEL`: DEBUG, INFO, WARNING or ERROR."""
 
@@ -122,6 +137,16 @@ class Settings:
                 "PURCHASE_MAXIMUM", text("PURCHASE_MAXIMUM", "100000") or "100000"
             ),
             log_level=_log_level(text("LOG_LEVEL", "INFO") or "INFO"),
+            directory=_choice(
+                "DIRECTORY",
+                text("DIRECTORY")
+                or ("embedded" if _is_true(text("DANGEROUSLY_ALLOW_UNAUTHENTICATED")) else "graph"),
+                ("graph", "embedded"),
+            ),
+            graph_client_id=text("GRAPH_CLIENT_ID") or text("MicrosoftAppId"),
+            graph_client_secret=values.get("GRAPH_CLIENT_SECRET")
+            or values.get("MicrosoftAppPassword", ""),
+            role_cache_seconds=_seconds("ROLE_CACHE_SECONDS", text("ROLE_CACHE_SECONDS", "300")),
         )
         settings.validate()
         return settings
@@ -155,6 +180,11 @@ class Settings:
                 "AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGE_ACCOUNT_URL for managed "
                 "identity) is not set"
             )
+        if self.directory == "graph" and not (self.graph_client_id and self.graph_client_secret):
+            raise SettingsError(
+                "DIRECTORY=graph needs GRAPH_CLIENT_ID and GRAPH_CLIENT_SECRET (or MicrosoftAppId "
+                "and MicrosoftAppPassword) to read users and roles from Microsoft Graph"
+            )
         if self.purchase_minimum > self.purchase_maximum:
             raise SettingsError("PURCHASE_MINIMUM must not exceed PURCHASE_MAXIMUM")
         if self.storage_account_url and not self.storage_account_url.startswith(
@@ -181,6 +211,22 @@ def _boolean(name: str, raw: str) -> bool:
     if value in _FALSE:
         return False
     raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def _is_true(raw: str) -> bool:
+    return raw.lower() in _TRUE
+
+
+def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
+    if raw.lower() not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}")
+    return raw.lower()
+
+
+def _seconds(name: str, raw: str) -> int:
+    if not raw.isdigit() or int(raw) > 86_400:
+        raise SettingsError(f"{name} must be a number of seconds from 0 to 86400, not {raw!r}")
+    return int(raw)
 
 
 def _port(raw: str) -> int:

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 MAX_OPERATIONS = 100
 # Rows per batch before the operation count is checked; most rows touch one lot (two ops).
 BATCH_ROWS = 40
-MAX_ATTEMPTS = 12
+MAX_ATTEMPTS = 20
 
 
 class ChargeableRow(Protocol):
@@ -93,13 +93,15 @@ class UsageCharger:
     async def _charge_batch(
         self, tenant_id: str, rows: list[ChargeableRow], source: str, report: ChargeReport
     ) -> None:
-        # Drop rows charged before, and repeats inside the batch, before planning.
         unique = list({row.usage_id: row for row in rows}.values())
-        report.already_charged += len(rows) - len(unique)
-        done = await self._repo.existing_usage(tenant_id, [row.usage_id for row in unique])
-        report.already_charged += len(done)
-        pending = [row for row in unique if row.usage_id not in done]
+        report.already_charged += len(rows) - len(unique)  # repeats inside the batch
+        pending = unique
         for attempt in range(MAX_ATTEMPTS):
+            # Asked again on every attempt: a competing import may have charged some rows
+            # since the last one, and they must drop out before planning, all at once.
+            done = await self._repo.existing_usage(tenant_id, [row.usage_id for row in pending])
+            report.already_charged += len(done)
+            pending = [row for row in pending if row.usage_id not in done]
             if not pending:
                 return
             current = await self._repo.get_account(tenant_id)
@@ -115,14 +117,7 @@ class UsageCharger:
                 return
             try:
                 await self._repo.commit(current.etag, plan.change, inserts=plan.inserts)
-            except DuplicateRecord as duplicate:
-                # Another import charged this row between our check and our commit.
-                marker = duplicate.record
-                if isinstance(marker, UsageMarker):
-                    pending = [row for row in pending if row.usage_id != marker.usage_id]
-                    report.already_charged += 1
-                continue
-            except ConcurrencyConflict:
+            except (ConcurrencyConflict, DuplicateRecord):
                 await self._sleep(random.uniform(0, 0.02 * 2 ** min(attempt, 5)))
                 continue
             report.charged += len(pending)

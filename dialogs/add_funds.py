@@ -21,7 +21,6 @@ from botbuilder.dialogs import (
     WaterfallDialog,
     WaterfallStepContext,
 )
-from botbuilder.schema import Activity, ActivityTypes
 
 from bot.i18n import Translator
 from bot.turn import tenant_id_of, translator_of
@@ -33,6 +32,7 @@ from credits.money import InvalidAmount, Money, currency_exponent, parse_amount
 from credits.orders import OrderOutcome, OrderRejected, OrderService
 from credits.payments import CardDetails, InvalidCard
 from credits.repository import CreditsRepository
+from dialogs.forms import actor_of, is_submit, replace_card, text_of
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class AddFundsDialog(ComponentDialog):
         if "order" in step.values and step.result is None and step.context.activity.value is None:
             return Dialog.end_of_turn  # arrived through step.next: wait for the confirmation
         value = step.context.activity.value
-        if not _is_submit(value, FORM, step.values["nonce"]):
+        if not is_submit(value, FORM, step.values["nonce"]):
             return await self._unexpected(step)
         tenant_id = tenant_id_of(step.context.activity)
         account = await self._accounts.get_or_create(tenant_id)
@@ -118,7 +118,7 @@ class AddFundsDialog(ComponentDialog):
     async def place_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         value = step.context.activity.value
         nonce = step.values["nonce"]
-        if not _is_submit(value, CONFIRM, nonce):
+        if not is_submit(value, CONFIRM, nonce):
             return await self._unexpected(step)
         if value.get("action") == "change":
             return await step.replace_dialog(
@@ -142,7 +142,7 @@ class AddFundsDialog(ComponentDialog):
                 nonce,
                 Money(order["amount_minor"], order["currency"]),
                 method,
-                actor=_actor(turn_context),
+                actor=actor_of(turn_context),
             )
         except OrderRejected as rejected:
             logger.warning("order refused for tenant %s: %s", tenant_id, rejected.reason)
@@ -190,7 +190,7 @@ class AddFundsDialog(ComponentDialog):
             card = self._cards.attachment(
                 "add_funds_pending", t, order_id=order.key[:12].upper()
             )
-        await _replace_card(turn_context, card)
+        await replace_card(turn_context, card)
 
     # --- validation -------------------------------------------------------------------------
 
@@ -204,7 +204,7 @@ class AddFundsDialog(ComponentDialog):
         amount: Money | None = None
         try:
             amount = parse_amount(
-                _text(value.get("amount")),
+                text_of(value.get("amount")),
                 currency,
                 t.language.babel,
                 minimum=self._minimum(currency),
@@ -217,7 +217,7 @@ class AddFundsDialog(ComponentDialog):
                 maximum=_money(t, self._maximum(currency).minor, currency),
                 decimals=currency_exponent(currency),
             )
-        method = _text(value.get("method"))
+        method = text_of(value.get("method"))
         order: dict[str, Any] = {}
         if method == NEW_CARD:
             card_error, card_id = await self._new_card(turn_context, value, errors_only=bool(errors))
@@ -228,7 +228,7 @@ class AddFundsDialog(ComponentDialog):
         elif method.startswith("card:") and (card := account.card(method[5:])) and card.saved:
             order.update(method_kind=MethodKind.CARD.value, card_id=card.id)
         elif method.startswith("agreement:") and method[10:] in account.agreements:
-            po = _text(value.get("po"))
+            po = text_of(value.get("po"))
             if len(po) > 64 or not po.isprintable():
                 errors["po"] = t("error.po")
             order.update(
@@ -240,7 +240,7 @@ class AddFundsDialog(ComponentDialog):
             errors["method"] = t("error.method.unknown")
         if errors or amount is None:
             return errors, {}
-        order.update(amount_minor=amount.minor, currency=currency, amount=_text(value.get("amount")))
+        order.update(amount_minor=amount.minor, currency=currency, amount=text_of(value.get("amount")))
         order["method"] = method if method != NEW_CARD else f"card:{order['card_id']}"
         return errors, order
 
@@ -249,16 +249,16 @@ class AddFundsDialog(ComponentDialog):
     ) -> tuple[str, str]:
         """Tokenise the typed card; (message id of the problem, or "", and the card id)."""
         try:
-            month = int(_text(value.get("card_month")) or "0")
-            year = int(_text(value.get("card_year")) or "0")
+            month = int(text_of(value.get("card_month")) or "0")
+            year = int(text_of(value.get("card_year")) or "0")
         except ValueError:
             return "error.card.expiry", ""
         details = CardDetails(
-            number=_text(value.get("card_number")),
+            number=text_of(value.get("card_number")),
             expiry_month=month,
             expiry_year=year,
-            cvc=_text(value.get("card_cvc")),
-            holder_name=_text(value.get("card_name")),
+            cvc=text_of(value.get("card_cvc")),
+            holder_name=text_of(value.get("card_name")),
         )
         if errors_only:
             # Other fields are wrong: the card is not tokenised (nor kept) for a form that
@@ -268,7 +268,7 @@ class AddFundsDialog(ComponentDialog):
             card = await self._accounts.add_card(
                 tenant_id_of(turn_context.activity),
                 details,
-                save=_text(value.get("card_save")) == "true",
+                save=text_of(value.get("card_save")) == "true",
             )
         except InvalidCard as invalid:
             return f"error.card.{invalid.field}", ""
@@ -309,9 +309,9 @@ class AddFundsDialog(ComponentDialog):
                     ),
                     methods=methods,
                     values={
-                        "amount": _text(values.get("amount")),
-                        "method": _text(values.get("method")) or _default_method(account),
-                        "po": _text(values.get("po")),
+                        "amount": text_of(values.get("amount")),
+                        "method": text_of(values.get("method")) or _default_method(account),
+                        "po": text_of(values.get("po")),
                     },
                     errors=errors,
                     years=[str(now.year + i) for i in range(0, 12)],
@@ -349,17 +349,9 @@ class AddFundsDialog(ComponentDialog):
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _is_submit(value: Any, form: str, nonce: str) -> bool:
-    return isinstance(value, dict) and value.get("form") == form and value.get("nonce") == nonce
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
-
-
 def _safe(values: dict[str, Any]) -> dict[str, str]:
     """What may be echoed back into a form: never card number or CVC."""
-    return {k: _text(values.get(k)) for k in ("amount", "method", "po")}
+    return {k: text_of(values.get(k)) for k in ("amount", "method", "po")}
 
 
 def _default_method(account: Account) -> str:
@@ -400,21 +392,3 @@ def _method_label(t: Translator, account: Account, method: PaymentMethod) -> str
 
 def _money(t: Translator, minor: int, currency: str) -> str:
     return t.money(Money(minor, currency).to_decimal(), currency)
-
-
-def _actor(turn_context: TurnContext) -> str:
-    sender = turn_context.activity.from_property
-    return (sender.aad_object_id or sender.id or "") if sender else ""
-
-
-async def _replace_card(turn_context: TurnContext, attachment) -> None:
-    """Put the result where the confirmation was, so "Place order" cannot be pressed again."""
-    reply_to = turn_context.activity.reply_to_id
-    if reply_to:
-        update = Activity(type=ActivityTypes.message, id=reply_to, attachments=[attachment])
-        try:
-            await turn_context.update_activity(update)
-            return
-        except Exception:  # noqa: BLE001 - any channel refusal falls back to a new message
-            logger.warning("could not replace the confirmation card; sending the result")
-    await turn_context.send_activity(MessageFactory.attachment(attachment))

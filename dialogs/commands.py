@@ -44,7 +44,8 @@ MENU_COMMANDS: tuple[Command, ...] = (
 _SEPARATORS = re.compile(r"[\s_/]+")
 # A hyphen joins words ("auto-recharge") only between letters; "-500" keeps its sign.
 _WORD_HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_])")
-_EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
+# Punctuation around a message ("help!", "«status»"), but never the sign of a leading number.
+_EDGE_PUNCTUATION = re.compile(r"^(?:(?![-+\u2212]\d)[\W_])+|[\W_]+$")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
@@ -59,7 +60,8 @@ def normalize(text: str) -> str:
     folded = unicodedata.normalize("NFKC", folded)
     folded = _WORD_HYPHEN.sub(" ", folded)
     folded = _SEPARATORS.sub(" ", folded).strip()
-    return _EDGE_PUNCTUATION.sub("", folded).strip()
+    # A message of punctuation alone ("?") is kept as it is: it may be a command itself.
+    return _EDGE_PUNCTUATION.sub("", folded).strip() or folded
 
 
 @dataclass(frozen=True)

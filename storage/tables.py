@@ -40,8 +40,24 @@ class TableNames:
     def sandbox_payments(self) -> str:
         return f"{self.prefix}SandboxPayments"
 
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}Audit"
+
+    @property
+    def directory(self) -> str:
+        """The embedded directory (users, licences, roles) of the local stack and the tests."""
+        return f"{self.prefix}Directory"
+
     def all(self) -> list[str]:
-        return [self.bot_state, self.conversations, self.credits, self.sandbox_payments]
+        return [
+            self.bot_state,
+            self.conversations,
+            self.credits,
+            self.sandbox_payments,
+            self.directory,
+            self.audit,
+        ]
 
 
 class TableStore:

@@ -33,7 +33,43 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
         "methods": _METHODS,
         "years": [str(2026 + i) for i in range(12)],
     }
+    users = [
+        {"value": f"user-{i}", "title": t("licences.user_line", name="Zhang Wei", upn=f"zhang{i}@contoso.example", standing=t("licences.missing.calling_plan"))}
+        for i in range(8)
+    ]
+    licences = {
+        "nonce": "0" * 32,
+        "counts": {"licensed": 3, "eligible": 12, "missing": 9, "no_location": 1, "seats": 22},
+        "view": {"filter": "eligible", "query": "", "page": 0},
+        "filters": ("eligible", "missing", "licensed", "all"),
+        "page_text": t("licences.page", page=1, pages=2, total=12),
+    }
+    results = [
+        {"name": "Alex Wilber", "text": t("licences.outcome.assigned"), "good": True},
+        {"name": "Isaiah Langer", "text": t("licences.missing.audio_conferencing_or_phone_system"), "good": False},
+    ]
     return [
+        ("licences", {**licences, "users": users, "has_previous": False, "has_next": True, "message": ""}),
+        ("licences", {**licences, "users": [], "has_previous": True, "has_next": False, "message": t("licences.select_someone")}),
+        *[
+            (
+                "licences_confirm",
+                {
+                    "nonce": "0" * 32,
+                    "title": t("licences.confirm_assign", count=7),
+                    "who": t("licences.and_more", names="A, B, C, D, E", more=2),
+                    "seats_after": t("licences.seats_after", seats=0),
+                    "seats_short": flag,
+                    "offer_prerequisite": flag,
+                    "prerequisites": ["none", "audio_conferencing", "phone_system_domestic", "phone_system_international"],
+                },
+            )
+            for flag in (True, False)
+        ],
+        *[
+            ("licences_result", {"lines": results, "summary": t("licences.summary", done=1, total=2), "phone_numbers": flag})
+            for flag in (True, False)
+        ],
         ("welcome", {}),
         ("menu", {"message": None}),
         ("menu", {"message": t("unknown.hint")}),

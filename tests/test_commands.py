@@ -65,7 +65,8 @@ def test_every_manifest_command_is_understood():
     import json
     from pathlib import Path
 
-    commands = json.loads(Path("manifest/commands.json").read_text(encoding="utf-8"))
+    path = Path(__file__).resolve().parent.parent / "manifest" / "commands.json"
+    commands = json.loads(path.read_text(encoding="utf-8"))
     for language, titles in commands.items():
         for command_id, title in titles.items():
             parsed = PARSER.parse(title)

@@ -38,6 +38,13 @@ def test_no_app_id_refuses_to_start_unless_asked():
         ({**STORAGE, **APP, "DEFAULT_CURRENCY": "dollars"}, "DEFAULT_CURRENCY"),
         ({**STORAGE, **APP, "TABLE_PREFIX": "my-tables"}, "TABLE_PREFIX"),
         ({"AZURE_STORAGE_ACCOUNT_URL": "ftp://x", **APP}, "AZURE_STORAGE_ACCOUNT_URL"),
+        ({**STORAGE, **APP, "DIRECTORY": "ldap"}, "DIRECTORY"),
+        ({**STORAGE, **APP, "ROLE_CACHE_SECONDS": "-1"}, "ROLE_CACHE_SECONDS"),
+        (
+            {**STORAGE, "MicrosoftAppId": APP["MicrosoftAppId"], "MicrosoftAppType": "UserAssignedMSI",
+             "MicrosoftAppTenantId": "t"},
+            "GRAPH_CLIENT_SECRET",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(values, variable):
@@ -52,9 +59,18 @@ def test_user_assigned_msi_needs_no_password():
             "MicrosoftAppId": APP["MicrosoftAppId"],
             "MicrosoftAppType": "userassignedmsi",
             "MicrosoftAppTenantId": "tenant",
+            "GRAPH_CLIENT_ID": "graph-app",
+            "GRAPH_CLIENT_SECRET": "graph-secret",
         }
     )
     assert settings.microsoft_app_type == "UserAssignedMSI"
+
+
+def test_directory_defaults_follow_the_mode():
+    local = Settings.from_mapping({**STORAGE, "DANGEROUSLY_ALLOW_UNAUTHENTICATED": "true"})
+    assert local.directory == "embedded"
+    production = Settings.from_mapping({**STORAGE, **APP})
+    assert (production.directory, production.graph_client_id) == ("graph", APP["MicrosoftAppId"])
 
 
 def test_environment_wins_over_dotenv(tmp_path):

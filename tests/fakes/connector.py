@@ -70,7 +70,7 @@ class FakeConnector:
 
 
 def card_texts(card: dict[str, Any]) -> list[str]:
-    """Every TextBlock text and action title in a card, depth first."""
+    """Every TextBlock text, fact and action title in a card, depth first."""
     found: list[str] = []
 
     def walk(node: Any) -> None:
@@ -79,6 +79,9 @@ def card_texts(card: dict[str, Any]) -> list[str]:
                 found.append(node["text"])
             if node.get("type", "").startswith("Action.") and isinstance(node.get("title"), str):
                 found.append(node["title"])
+            if node.get("type") == "FactSet":
+                for fact in node.get("facts") or []:
+                    found.extend([fact.get("title", ""), fact.get("value", "")])
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):

@@ -34,7 +34,8 @@ def records(table_store):
 
 @pytest.fixture
 def gateway(records):
-    return SandboxGateway(records, timeout=0.3)
+    # Generous: 50 concurrent charges on a shared machine must not time out by accident.
+    return SandboxGateway(records, timeout=10.0)
 
 
 @pytest.fixture
@@ -130,8 +131,11 @@ async def test_a_declined_card_changes_no_balance(repo, gateway, service, number
     assert (await _books(repo))[0].balance_minor == 0
 
 
-async def test_a_gateway_timeout_leaves_a_pending_order_that_recovery_books_once(repo, gateway, service, records):
+async def test_a_gateway_timeout_leaves_a_pending_order_that_recovery_books_once(repo, records):
     hang = "4000000000000259"
+    # A client timeout short enough for the test; the hang card answers later than any.
+    gateway = SandboxGateway(records, timeout=0.3)
+    service = OrderService(repo, gateway, clock=lambda: datetime.now(UTC))
     await _account_with_card(repo, gateway, number=hang)
     outcome = await service.place(TENANT, "key-t", Money(50000, "USD"), CARD, actor="alex")
     assert outcome.status == OrderStatus.PENDING

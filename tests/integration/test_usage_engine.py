@@ -81,7 +81,7 @@ async def instances(azurite, table_prefix, table_store, clock):
             connection_string=azurite.connection_string, account_url="", prefix=table_prefix
         )
         repo = TableCreditsRepository(store.table(store.names.credits))
-        gateway = SandboxGateway(TableSandboxRecords(store.table(store.names.sandbox_payments)), timeout=0.3)
+        gateway = SandboxGateway(TableSandboxRecords(store.table(store.names.sandbox_payments)), timeout=10.0)
         orders = OrderService(repo, gateway, clock=clock)
         made.append(
             Instance(

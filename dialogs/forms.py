@@ -1,0 +1,40 @@
+"""What every card-driven flow shares: reading submits, naming the actor, replacing a card."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.schema import Activity, ActivityTypes, Attachment
+
+logger = logging.getLogger(__name__)
+
+
+def is_submit(value: Any, form: str, nonce: str) -> bool:
+    """A press on this flow's own card: its form name and the nonce the flow issued."""
+    return isinstance(value, dict) and value.get("form") == form and value.get("nonce") == nonce
+
+
+def text_of(value: Any) -> str:
+    """A card input as trimmed text; anything that is not a string (forged data) is empty."""
+    return value.strip() if isinstance(value, str) else ""
+
+
+def actor_of(turn_context: TurnContext) -> str:
+    """Who acts: the sender's Entra object id (Teams) or channel id (elsewhere)."""
+    sender = turn_context.activity.from_property
+    return (sender.aad_object_id or sender.id or "") if sender else ""
+
+
+async def replace_card(turn_context: TurnContext, attachment: Attachment) -> None:
+    """Put a result where the submitted card was, so its buttons cannot be pressed again."""
+    reply_to = turn_context.activity.reply_to_id
+    if reply_to:
+        update = Activity(type=ActivityTypes.message, id=reply_to, attachments=[attachment])
+        try:
+            await turn_context.update_activity(update)
+            return
+        except Exception:  # noqa: BLE001 - any refusal by the channel falls back to a new message
+            logger.warning("could not replace the submitted card; sending the result instead")
+    await turn_context.send_activity(MessageFactory.attachment(attachment))
