@@ -42,6 +42,12 @@ TOKEN_PREFIX = "tok_sandbox_"
 CHARGE_PREFIX = "ch_sandbox_"
 INVOICE_PREFIX = "inv_sandbox_"
 TOKEN_KEY = "token:"
+
+
+def token_key(token: str) -> str:
+    """Where a token's record lives: under its SHA-256, so no request URL or storage log line
+    ever carries a usable token."""
+    return TOKEN_KEY + hashlib.sha256(token.encode("utf-8")).hexdigest()
 CHARGE_KEY = "charge:"
 
 DEFAULT_TIMEOUT = 10.0
@@ -158,7 +164,7 @@ class SandboxGateway:
                 # insert honest as the one place a token is claimed.
                 while True:
                     token = TOKEN_PREFIX + secrets.token_hex(16)
-                    if await self._records.insert(tenant_id, TOKEN_KEY + token, record):
+                    if await self._records.insert(tenant_id, token_key(token), record):
                         break
         except TimeoutError as error:
             logger.warning("sandbox tokenise timed out for tenant %s", tenant_id)
@@ -285,7 +291,7 @@ class SandboxGateway:
             }
 
         # Tokens live in their tenant's partition: another tenant's token is simply unknown.
-        token = await self._records.get(tenant_id, TOKEN_KEY + source.card_token)
+        token = await self._records.get(tenant_id, token_key(source.card_token))
         if token is None or token.get("kind") != "token":
             logger.info(
                 "sandbox charge with unknown token %s for tenant %s",

@@ -38,6 +38,7 @@ from credits.sandbox_gateway import (
     SandboxRecords,
     brand_of,
     luhn_valid,
+    token_key,
 )
 from storage.sandbox_records import RECORD, TableSandboxRecords
 
@@ -255,7 +256,7 @@ async def test_a_token_remembers_the_behaviour_not_the_number(
 ) -> None:
     token = await gateway.tokenize_card(TENANT, card("4000-0000-0000-9995"))
 
-    assert await records.get(TENANT, "token:" + token.token) == {
+    assert await records.get(TENANT, token_key(token.token)) == {
         "kind": "token",
         "behaviour": Behaviour.INSUFFICIENT_FUNDS.value,
         "last4": "9995",
