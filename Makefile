@@ -28,14 +28,17 @@ test: deps
 	$(PY) -m pytest
 
 ## make e2e: the end-to-end test through the real Agents Playground in headless Chromium.
+## It runs inside a loopback-only network namespace (root; scripts/netns.py), because the
+## Playground probes a cloud metadata address; LOCAL_NETNS=0 runs it on the host instead.
 e2e: deps
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
-	$(PY) -m pytest -m e2e tests/e2e
+	$(if $(filter 0,$(LOCAL_NETNS)),,$(PY) -m scripts.netns --) $(PY) -m pytest -m e2e tests/e2e
 
 ## make bench: figures for the notes (not tests): cold start, help turn, place-order turn.
 bench: deps
 	$(PY) -m scripts.bench_help
 	$(PY) -m scripts.bench_place_order
+	$(PY) -m scripts.bench_licences
 
 lint: deps
 	$(PY) -m ruff check .

@@ -75,15 +75,24 @@ class Services:
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 REQUEST_HOOK = web.AppKey("request_hook", object)
+DIRECTORY = web.AppKey("directory", object)
 
 
 def create_app(
-    settings: Settings, *, request_hook: Callable[[PipelineRequest], None] | None = None
+    settings: Settings,
+    *,
+    request_hook: Callable[[PipelineRequest], None] | None = None,
+    directory: Directory | None = None,
 ) -> web.Application:
-    """The whole service; `request_hook` sees every storage request (used by benchmarks)."""
+    """The whole service.
+
+    `request_hook` sees every storage request and `directory` replaces the one the settings
+    choose; both exist for benchmarks and tests that point the service at a fake.
+    """
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app[SETTINGS] = settings
     app[REQUEST_HOOK] = request_hook
+    app[DIRECTORY] = directory
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_order_recovery)
     app.router.add_post("/api/messages", messages)
@@ -102,11 +111,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     directory: GraphDirectory | None = None
     try:
         await store.create_tables()
-        if settings.directory == "graph":
+        if app[DIRECTORY] is None and settings.directory == "graph":
             directory = GraphDirectory(
                 None, MsalTokenProvider(settings.graph_client_id, settings.graph_client_secret)
             )
-        app[SERVICES] = build_services(settings, store, directory)
+        app[SERVICES] = build_services(settings, store, app[DIRECTORY] or directory)
         yield
     finally:
         if directory is not None:

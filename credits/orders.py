@@ -133,7 +133,9 @@ class OrderService:
         inserted = await self._repo.insert_order(pending)
         if inserted is None:
             return await self._repeat(tenant_id, key, pending, settle)
-        return await self._complete(inserted, source, replayed=False, settle=settle)
+        return await self._complete(
+            inserted, source, replayed=False, settle=settle, account=account
+        )
 
     async def recover(self, tenant_id: str, *, older_than: timedelta) -> list[OrderOutcome]:
         """Finish orders left pending by a timeout or a crash, by replaying their charge."""
@@ -180,7 +182,13 @@ class OrderService:
         return OrderOutcome(order, account.value if account else None, replayed=True)
 
     async def _complete(
-        self, order: Versioned[Order], source: PaymentSource, *, replayed: bool, settle: Settle
+        self,
+        order: Versioned[Order],
+        source: PaymentSource,
+        *,
+        replayed: bool,
+        settle: Settle,
+        account: Versioned[Account] | None = None,
     ) -> OrderOutcome:
         value = order.value
         try:
@@ -199,7 +207,9 @@ class OrderService:
             return await self._fail(order, declined.reason)
         except IdempotencyConflict as error:
             raise OrderRejected("key reused") from error
-        return await self._book(order, result.gateway_reference, replayed=replayed, settle=settle)
+        return await self._book(
+            order, result.gateway_reference, replayed=replayed, settle=settle, account=account
+        )
 
     async def _fail(self, order: Versioned[Order], reason: DeclineReason) -> OrderOutcome:
         failed = replace(
@@ -217,19 +227,28 @@ class OrderService:
         return OrderOutcome(failed)
 
     async def _book(
-        self, order: Versioned[Order], gateway_reference: str, *, replayed: bool, settle: Settle
+        self,
+        order: Versioned[Order],
+        gateway_reference: str,
+        *,
+        replayed: bool,
+        settle: Settle,
+        account: Versioned[Account] | None = None,
     ) -> OrderOutcome:
+        """`account` is the account as read before the charge: the first attempt books on it,
+        saving a read; if it changed meanwhile, its ETag fails the commit and we reload."""
         tenant_id, key = order.value.tenant_id, order.value.key
         for attempt in range(MAX_BOOKING_ATTEMPTS):
             current_order = order if attempt == 0 else await self._repo.get_order(tenant_id, key)
             assert current_order is not None
             if current_order.value.status != OrderStatus.PENDING:
                 # Another request booked (or failed) it meanwhile: its result is the result.
-                account = await self._repo.get_account(tenant_id)
+                latest = await self._repo.get_account(tenant_id)
                 return OrderOutcome(
-                    current_order.value, account.value if account else None, replayed=True
+                    current_order.value, latest.value if latest else None, replayed=True
                 )
-            account = await self._repo.get_account(tenant_id)
+            if attempt > 0 or account is None:
+                account = await self._repo.get_account(tenant_id)
             assert account is not None
             now = self._clock()
             change = ledger.credit(

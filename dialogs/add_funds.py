@@ -134,7 +134,6 @@ class AddFundsDialog(ComponentDialog):
     async def place(self, turn_context: TurnContext, nonce: str, order: dict[str, Any]) -> None:
         tenant_id = tenant_id_of(turn_context.activity)
         t = translator_of(turn_context)
-        account = await self._accounts.get_or_create(tenant_id)
         method = _method_from(order)
         try:
             outcome = await self._orders.place(
@@ -148,7 +147,7 @@ class AddFundsDialog(ComponentDialog):
             logger.warning("order refused for tenant %s: %s", tenant_id, rejected.reason)
             await turn_context.send_activity(t("add_funds.expired_form"))
             return
-        await self._show_outcome(turn_context, t, account, outcome)
+        await self._show_outcome(turn_context, t, outcome.account, outcome)
 
     async def replay_confirmation(self, turn_context: TurnContext, nonce: str) -> None:
         """A confirmation pressed again after its flow ended: show what that order became."""
@@ -164,11 +163,17 @@ class AddFundsDialog(ComponentDialog):
         )
 
     async def _show_outcome(
-        self, turn_context: TurnContext, t: Translator, before: Account, outcome: OrderOutcome
+        self,
+        turn_context: TurnContext,
+        t: Translator,
+        account: Account | None,
+        outcome: OrderOutcome,
     ) -> None:
         order = outcome.order
         if order.status == OrderStatus.SUCCEEDED:
-            after = outcome.account or before
+            after = outcome.account or account
+            if after is None:  # booked by another request that did not return the account
+                after = await self._accounts.get_or_create(order.tenant_id)
             card = self._cards.attachment(
                 "add_funds_receipt",
                 t,
@@ -176,7 +181,7 @@ class AddFundsDialog(ComponentDialog):
                 amount=_money(t, order.amount_minor, order.currency),
                 balance=_money(t, after.balance_minor, after.currency),
                 expires=t.date(expiry_of(order.created_at)),
-                method=_method_label(t, before, order.method),
+                method=_method_label(t, after, order.method),
                 recommend_auto_recharge=not after.auto_recharge.enabled,
             )
         elif order.status == OrderStatus.FAILED:
