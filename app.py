@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,13 +35,17 @@ from bot.settings import Settings, SettingsError
 from cards import CardRenderer
 from credits.access import AdminCheck
 from credits.accounts import AccountService, no_seed
+from credits.auto_recharge import AutoRecharger
 from credits.directory import Directory, DirectoryError
+from credits.expiry import ExpiryJob
 from credits.graph_directory import GraphDirectory, MsalTokenProvider
+from credits.jobs import Job, JobRunner
 from credits.licence_service import LicenceService
 from credits.demo import demo_seeder
 from credits.money import Money
 from credits.orders import OrderService
 from credits.payments import PaymentError
+from credits.repository import ConcurrencyConflict
 from dialogs.add_funds import CONFIRM, AddFundsDialog
 from dialogs.commands import Command, CommandParser
 from dialogs.language import LanguageDialog, LanguagePreference
@@ -49,6 +55,7 @@ from dialogs.status import StatusReply
 from storage.conversations import ConversationRepository
 from storage.credits_repository import TableCreditsRepository
 from storage.embedded_directory import EmbeddedDirectory, seed_demo_tenant
+from storage.leases import TableLeases
 from storage.tables import TableStore
 
 logger = logging.getLogger("ccbot")
@@ -56,6 +63,8 @@ logger = logging.getLogger("ccbot")
 # Pending orders younger than this may still be in the hands of the request that wrote them.
 ORDER_RECOVERY_AGE = timedelta(minutes=2)
 ORDER_RECOVERY_INTERVAL = timedelta(minutes=1)
+RECHARGE_INTERVAL = timedelta(minutes=1)
+EXPIRY_INTERVAL = timedelta(hours=1)
 # Bot Framework activities are small; a megabyte is generous and bounds what a caller can send.
 MAX_REQUEST_BYTES = 1024 * 1024
 
@@ -70,6 +79,8 @@ class Services:
     orders: OrderService
     credits: TableCreditsRepository
     directory: Directory
+    jobs: JobRunner
+    job_list: tuple[Job, ...]
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -94,7 +105,7 @@ def create_app(
     app[REQUEST_HOOK] = request_hook
     app[DIRECTORY] = directory
     app.cleanup_ctx.append(_services)
-    app.cleanup_ctx.append(_order_recovery)
+    app.cleanup_ctx.append(_background_jobs)
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     return app
@@ -183,6 +194,24 @@ def build_services(
         conversations=ConversationRepository(store.table(store.names.conversations)),
     )
     adapter = AdapterWithErrorHandler(settings, conversation_state, localizer)
+    recharger = AutoRecharger(credits_repo, orders, clock=_utcnow)
+    expiry = ExpiryJob(credits_repo, clock=_utcnow)
+    job_list = (
+        Job(
+            "order-recovery",
+            ORDER_RECOVERY_INTERVAL,
+            lambda tenant: orders.recover(tenant, older_than=ORDER_RECOVERY_AGE),
+        ),
+        Job("auto-recharge", RECHARGE_INTERVAL, recharger.run),
+        Job("expiry", EXPIRY_INTERVAL, expiry.run),
+    )
+    jobs = JobRunner(
+        job_list,
+        TableLeases(store.table(store.names.leases)),
+        credits_repo.tenants_with_accounts,
+        owner=f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
+        errors=(AzureError, PaymentError, ConcurrencyConflict, DirectoryError),
+    )
     return Services(
         store=store,
         adapter=adapter,
@@ -190,6 +219,8 @@ def build_services(
         orders=orders,
         credits=credits_repo,
         directory=directory,
+        jobs=jobs,
+        job_list=job_list,
     )
 
 
@@ -248,27 +279,16 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def _order_recovery(app: web.Application) -> AsyncIterator[None]:
-    """Books orders left pending by a gateway timeout or a crash, by replaying their charge.
-
-    Safe on any number of instances at once: a replay uses the order's own idempotency key and
-    booking is guarded by ETags, so the worst case is wasted work, never a second charge.
-    """
-    task = asyncio.create_task(_recover_forever(app[SERVICES]))
+async def _background_jobs(app: web.Application) -> AsyncIterator[None]:
+    """Order recovery, auto-recharge retries and expiry, each pass under a lease in Tables."""
+    services = app[SERVICES]
+    tasks = [asyncio.create_task(services.jobs.forever(job)) for job in services.job_list]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-async def _recover_forever(services: Services) -> None:
-    while True:
-        await asyncio.sleep(ORDER_RECOVERY_INTERVAL.total_seconds())
-        try:
-            for tenant_id in await services.credits.tenants_with_pending_orders():
-                await services.orders.recover(tenant_id, older_than=ORDER_RECOVERY_AGE)
-        except (AzureError, PaymentError):
-            logger.exception("order recovery pass failed; the next pass tries again")
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def messages(request: web.Request) -> web.StreamResponse:

@@ -41,6 +41,10 @@ class TableNames:
         return f"{self.prefix}SandboxPayments"
 
     @property
+    def leases(self) -> str:
+        return f"{self.prefix}Leases"
+
+    @property
     def audit(self) -> str:
         return f"{self.prefix}Audit"
 
@@ -57,6 +61,7 @@ class TableNames:
             self.sandbox_payments,
             self.directory,
             self.audit,
+            self.leases,
         ]
 
 

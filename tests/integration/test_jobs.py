@@ -1,0 +1,80 @@
+"""Background jobs under leases on Azurite: one instance at a time, every tenant visited."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from azure.core.exceptions import AzureError
+
+from credits.jobs import Job, JobRunner
+from storage.leases import TableLeases
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_a_lease_has_one_holder_until_it_expires(table_store):
+    clock = Clock()
+    leases = TableLeases(table_store.table(table_store.names.leases), clock)
+    results = await asyncio.gather(
+        *(leases.acquire("expiry", f"instance-{i}", timedelta(minutes=5)) for i in range(8))
+    )
+    assert results.count(True) == 1
+    winner = f"instance-{results.index(True)}"
+    assert await leases.acquire("expiry", winner, timedelta(minutes=5))  # renewal
+    assert not await leases.acquire("expiry", "late", timedelta(minutes=5))
+    clock.now += timedelta(minutes=6)
+    assert await leases.acquire("expiry", "late", timedelta(minutes=5))
+    await leases.release("expiry", winner)  # not its lease any more: nothing happens
+    assert not await leases.acquire("expiry", winner, timedelta(minutes=5))
+    await leases.release("expiry", "late")
+    assert await leases.acquire("expiry", winner, timedelta(minutes=5))
+
+
+async def test_two_instances_never_run_a_pass_at_once(table_store):
+    running = 0
+    most = 0
+    visited: list[str] = []
+
+    async def work(tenant: str) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        visited.append(tenant)
+        running -= 1
+
+    async def tenants() -> list[str]:
+        return ["t1", "t2", "t3"]
+
+    job = Job("usage-sync", timedelta(seconds=30), work)
+    runners = [
+        JobRunner([job], TableLeases(table_store.table(table_store.names.leases)), tenants,
+                  owner=f"instance-{i}", errors=(AzureError,))
+        for i in range(2)
+    ]
+    done = await asyncio.gather(runners[0].run_once(job), runners[1].run_once(job))
+    assert sorted(done) == [0, 3]
+    assert most == 1 and sorted(visited) == ["t1", "t2", "t3"]
+    # Released after the pass: the next pass may run anywhere.
+    assert await runners[1].run_once(job) == 3
+
+
+async def test_one_tenant_failing_does_not_stop_the_others(table_store):
+    async def work(tenant: str) -> None:
+        if tenant == "bad":
+            raise AzureError("storage hiccup")
+
+    async def tenants() -> list[str]:
+        return ["a", "bad", "c"]
+
+    job = Job("expiry", timedelta(seconds=30), work)
+    runner = JobRunner([job], TableLeases(table_store.table(table_store.names.leases)), tenants,
+                       owner="me", errors=(AzureError,))
+    assert await runner.run_once(job) == 2
