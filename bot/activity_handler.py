@@ -50,7 +50,9 @@ class CreditsBot(TeamsActivityHandler):
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         chosen = await self._language.get(turn_context)
-        set_translator(turn_context, self._localizer.translator(chosen or turn_context.activity.locale))
+        set_translator(
+            turn_context, self._localizer.translator(chosen or turn_context.activity.locale)
+        )
         try:
             await super().on_turn(turn_context)
         finally:
@@ -109,7 +111,9 @@ class CreditsBot(TeamsActivityHandler):
             user_aad_object_id=_aad_object_id(activity.from_property),
         )
         await self._fingerprint.set(turn_context, _fingerprint(activity))
-        logger.info("installed in %s conversation, tenant %s", conversation_kind(activity), tenant_id)
+        logger.info(
+            "installed in %s conversation, tenant %s", conversation_kind(activity), tenant_id
+        )
         if is_new:
             t = translator_of(turn_context)
             await turn_context.send_activity(

@@ -42,7 +42,9 @@ class AdminCheck:
             if error.problem is not DirectoryProblem.USER_NOT_FOUND:
                 raise
             # Someone the tenant's directory does not know: never an admin of it.
-            logger.warning("user %s is not in the directory of tenant %s", user_object_id, tenant_id)
+            logger.warning(
+                "user %s is not in the directory of tenant %s", user_object_id, tenant_id
+            )
             roles = frozenset()
         allowed = bool(roles & ADMIN_ROLES)
         if len(self._cache) >= MAX_CACHED:

@@ -31,6 +31,8 @@ def demo_seeder(gateway: PaymentGateway):
             expiry_month=token.expiry_month,
             expiry_year=token.expiry_year,
         )
-        return replace(account, cards=(card,), agreements=DEMO_AGREEMENTS, default_method_id=card.id)
+        return replace(
+            account, cards=(card,), agreements=DEMO_AGREEMENTS, default_method_id=card.id
+        )
 
     return seed

@@ -115,9 +115,7 @@ def check_invariant(
     """balance = sum of lot remainders = sum of ledger amounts; 0 <= remainder <= amount."""
     lot_total = sum(lot.remaining_minor for lot in lots)
     ledger_total = sum(entry.amount_minor for entry in entries)
-    bad_lots = [
-        lot.lot_id for lot in lots if not 0 <= lot.remaining_minor <= lot.amount_minor
-    ]
+    bad_lots = [lot.lot_id for lot in lots if not 0 <= lot.remaining_minor <= lot.amount_minor]
     if bad_lots or not account.balance_minor == lot_total == ledger_total:
         raise InvariantViolation(
             f"balance {account.balance_minor}, lots {lot_total}, ledger {ledger_total}, "

@@ -120,13 +120,17 @@ class LicenceService:
         credits_sku = catalogue.communications_credits()
         results = []
         for user in await self.users_of_tenant(tenant_id, user_ids):
-            results.append(await self._assign_one(tenant_id, user, catalogue, credits_sku, prerequisite))
+            results.append(
+                await self._assign_one(tenant_id, user, catalogue, credits_sku, prerequisite)
+            )
         missing = set(user_ids) - {r.user_id for r in results}
         results += [UserResult(uid, uid, Outcome.NOT_FOUND) for uid in sorted(missing)]
         await self._audit(tenant_id, actor, "assign", results)
         return results
 
-    async def _assign_one(self, tenant_id, user, catalogue, credits_sku, prerequisite) -> UserResult:
+    async def _assign_one(
+        self, tenant_id, user, catalogue, credits_sku, prerequisite
+    ) -> UserResult:
         standing = assess(user, catalogue)
         base = {"user_id": user.id, "display_name": user.display_name, "is_e5": standing.is_e5}
         if credits_sku is None:

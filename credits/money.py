@@ -155,6 +155,10 @@ def _decimal(text: str) -> Decimal:
 
 
 def _currency_symbols(currency: str, locale: str) -> list[str]:
-    symbols = {currency, currency.lower(), get_currency_symbol(currency, locale=locale.replace("-", "_"))}
+    symbols = {
+        currency,
+        currency.lower(),
+        get_currency_symbol(currency, locale=locale.replace("-", "_")),
+    }
     # Longest first, so "R$" goes before "$".
     return sorted((s for s in symbols if s), key=len, reverse=True)

@@ -160,9 +160,7 @@ class OrderService:
             )
         return outcomes
 
-    async def _repeat(
-        self, tenant_id: str, key: str, asked: Order, settle: Settle
-    ) -> OrderOutcome:
+    async def _repeat(self, tenant_id: str, key: str, asked: Order, settle: Settle) -> OrderOutcome:
         existing = await self._repo.get_order(tenant_id, key)
         if existing is None:  # orders are never deleted
             raise OrderRejected("order vanished")
@@ -293,4 +291,3 @@ def _source(account: Account, method: PaymentMethod) -> PaymentSource:
     return PaymentSource(
         agreement_number=method.agreement_number, purchase_order=method.purchase_order
     )
-

@@ -48,6 +48,8 @@ def token_key(token: str) -> str:
     """Where a token's record lives: under its SHA-256, so no request URL or storage log line
     ever carries a usable token."""
     return TOKEN_KEY + hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
 CHARGE_KEY = "charge:"
 
 DEFAULT_TIMEOUT = 10.0

@@ -178,9 +178,7 @@ def plan_debit(
     touched = {entry.lot_id for entry in entries}
     events = _balance_events(account, before, current.balance_minor, current.ledger_seq, at)
     current = plan_recharge_due(current, account)
-    change = ledger.Change(
-        current, tuple(lots_by_id[lot_id] for lot_id in touched), tuple(entries)
-    )
+    change = ledger.Change(current, tuple(lots_by_id[lot_id] for lot_id in touched), tuple(entries))
     return DebitPlan(
         change=change,
         inserts=[*markers, *events],

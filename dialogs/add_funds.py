@@ -192,9 +192,7 @@ class AddFundsDialog(ComponentDialog):
                 amount=_money(t, order.amount_minor, order.currency),
             )
         else:
-            card = self._cards.attachment(
-                "add_funds_pending", t, order_id=order.key[:12].upper()
-            )
+            card = self._cards.attachment("add_funds_pending", t, order_id=order.key[:12].upper())
         await replace_card(turn_context, card)
 
     # --- validation -------------------------------------------------------------------------
@@ -225,7 +223,9 @@ class AddFundsDialog(ComponentDialog):
         method = text_of(value.get("method"))
         order: dict[str, Any] = {}
         if method == NEW_CARD:
-            card_error, card_id = await self._new_card(turn_context, value, errors_only=bool(errors))
+            card_error, card_id = await self._new_card(
+                turn_context, value, errors_only=bool(errors)
+            )
             if card_error:
                 errors["card"] = t(card_error)
             else:
@@ -245,7 +245,9 @@ class AddFundsDialog(ComponentDialog):
             errors["method"] = t("error.method.unknown")
         if errors or amount is None:
             return errors, {}
-        order.update(amount_minor=amount.minor, currency=currency, amount=text_of(value.get("amount")))
+        order.update(
+            amount_minor=amount.minor, currency=currency, amount=text_of(value.get("amount"))
+        )
         order["method"] = method if method != NEW_CARD else f"card:{order['card_id']}"
         return errors, order
 

@@ -105,7 +105,9 @@ class LicencesDialog(ComponentDialog):
                 view["page"] = 0
             else:
                 view["page"] += 1 if action == "next" else -1
-            return await step.replace_dialog(self.initial_dialog_id, {**view, "nonce": step.values["nonce"]})
+            return await step.replace_dialog(
+                self.initial_dialog_id, {**view, "nonce": step.values["nonce"]}
+            )
         tenant_id = tenant_id_of(step.context.activity)
         if action == "assign_all_eligible":
             overview = await self._licences.overview(tenant_id)
@@ -133,7 +135,9 @@ class LicencesDialog(ComponentDialog):
         needs = action == "assign" and any(
             u.standing == Standing.MISSING_PREREQUISITE for u in chosen
         )
-        takes_seat = sum(1 for u in chosen if u.standing in (Standing.ELIGIBLE, Standing.MISSING_PREREQUISITE))
+        takes_seat = sum(
+            1 for u in chosen if u.standing in (Standing.ELIGIBLE, Standing.MISSING_PREREQUISITE)
+        )
         seats_after = (
             overview.free_seats - takes_seat
             if action == "assign"
@@ -168,7 +172,9 @@ class LicencesDialog(ComponentDialog):
         if pending["action"] == "assign":
             choice = value.get("prerequisite")
             prerequisite = (
-                Prerequisite(choice) if choice in {p.value for p in Prerequisite} else Prerequisite.NONE
+                Prerequisite(choice)
+                if choice in {p.value for p in Prerequisite}
+                else Prerequisite.NONE
             )
             results = await self._licences.assign(
                 tenant_id, pending["user_ids"], actor=actor, prerequisite=prerequisite
@@ -252,5 +258,3 @@ def _summary(t: Translator, results: list[UserResult]) -> str:
         if r.outcome in (Outcome.ASSIGNED, Outcome.ASSIGNED_WITH_PREREQUISITE, Outcome.REMOVED)
     )
     return t("licences.summary", done=done, total=len(results))
-
-

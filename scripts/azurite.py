@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +20,12 @@ DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
+
+
+def die_with_parent() -> None:
+    """Popen `preexec_fn`: the child gets SIGTERM when its parent dies, even by SIGKILL."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -68,7 +77,11 @@ class Azurite:
             self.location.mkdir(parents=True, exist_ok=True)
             args += ["--location", str(self.location)]
         self._process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # never outlive a killed test run or runner
         )
         try:
             wait_for_port(self.port)

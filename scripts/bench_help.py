@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,8 +24,8 @@ from tests import activities
 from tests.fakes.connector import FakeConnector
 
 
-async def _wait_healthy(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_healthy(url: str, limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             try:
@@ -58,7 +57,9 @@ async def main(turns: int) -> None:
             "LOG_LEVEL": "WARNING",
         }
         started = time.perf_counter()
-        bot = subprocess.Popen([sys.executable, str(Path(ROOT, "app.py"))], env=env, cwd=ROOT)
+        bot = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(ROOT, "app.py")), env=env, cwd=ROOT
+        )
         try:
             await _wait_healthy(f"http://127.0.0.1:{port}/healthz")
             cold_start = time.perf_counter() - started
@@ -76,14 +77,16 @@ async def main(turns: int) -> None:
                         latencies.append(time.perf_counter() - begin)
         finally:
             bot.terminate()
-            bot.wait(timeout=10)
+            await asyncio.wait_for(bot.wait(), 10)
             await runner.cleanup()
 
     latencies.sort()
     print(f"cold start of python app.py until /healthz is 200: {cold_start * 1000:.0f} ms")
-    print(f"help turn, {turns} turns: median {statistics.median(latencies) * 1000:.1f} ms, "
-          f"p95 {latencies[int(len(latencies) * 0.95) - 1] * 1000:.1f} ms, "
-          f"max {latencies[-1] * 1000:.1f} ms")
+    print(
+        f"help turn, {turns} turns: median {statistics.median(latencies) * 1000:.1f} ms, "
+        f"p95 {latencies[int(len(latencies) * 0.95) - 1] * 1000:.1f} ms, "
+        f"max {latencies[-1] * 1000:.1f} ms"
+    )
     print(f"replies caught by the fake connector: {len(connector.posted)}")
 
 

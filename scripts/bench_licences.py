@@ -45,7 +45,10 @@ async def main(users: int) -> None:
     graph.add_sku(tenant, "ac", "MCOMEETADV", enabled=users, consumed=users // 2)
     for n in range(users):
         graph.add_user(
-            tenant, f"user-{n:05d}", f"User {n:05d}", sku_ids=["ac"] if n % 2 else [],
+            tenant,
+            f"user-{n:05d}",
+            f"User {n:05d}",
+            sku_ids=["ac"] if n % 2 else [],
             roles=[BILLING_ADMINISTRATOR] if n == 0 else [],
         )
     graph.add_user(tenant, activities.USER_AAD, "Alex Wilber", roles=[BILLING_ADMINISTRATOR])
@@ -92,9 +95,12 @@ async def main(users: int) -> None:
 
     card = connector.cards()[-1]
     size = len(json.dumps(card, ensure_ascii=False).encode("utf-8"))
-    print(f"licences card for {users:,} users: {elapsed * 1000:.0f} ms "
-          "(the fake Graph serves from the same process and its CPU time counts here)")
-    print(f"  Graph requests: {len(requests)} ({', '.join(sorted({r.path.split('?')[0] for r in requests}))})")
+    print(
+        f"licences card for {users:,} users: {elapsed * 1000:.0f} ms "
+        "(the fake Graph serves from the same process and its CPU time counts here)"
+    )
+    paths = ", ".join(sorted({r.path.split("?")[0] for r in requests}))
+    print(f"  Graph requests: {len(requests)} ({paths})")
     print(f"  Python memory allocated at peak during the turn: {peak / 1024 / 1024:.1f} MiB")
     print(f"  card size: {size:,} bytes (Teams limit about 28,000)")
 

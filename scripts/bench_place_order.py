@@ -63,7 +63,9 @@ async def main(orders: int) -> None:
                 conversation = f"a:bench-{i}"
                 await client.post(
                     "/api/messages",
-                    json=activities.message(connector_url, "add funds 500", conversation_id=conversation),
+                    json=activities.message(
+                        connector_url, "add funds 500", conversation_id=conversation
+                    ),
                 )
                 card = connector.cards()[-1]
                 place = next(
@@ -73,7 +75,9 @@ async def main(orders: int) -> None:
                     for action in block["actions"]
                     if action.get("data", {}).get("action") == "place"
                 )
-                activity = activities.message(connector_url, value=place, conversation_id=conversation)
+                activity = activities.message(
+                    connector_url, value=place, conversation_id=conversation
+                )
                 requests.clear()
                 counting = True
                 begin = time.perf_counter()
@@ -90,8 +94,10 @@ async def main(orders: int) -> None:
 
     latencies.sort()
     p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
-    print(f"place-order turn, {orders} orders: median {statistics.median(latencies) * 1000:.1f} ms, "
-          f"p99 {p99 * 1000:.1f} ms, {orders / total:.1f} turns/s (sequential)")
+    print(
+        f"place-order turn, {orders} orders: median {statistics.median(latencies) * 1000:.1f} ms, "
+        f"p99 {p99 * 1000:.1f} ms, {orders / total:.1f} turns/s (sequential)"
+    )
     mean = Counter()
     for counts in per_turn:
         mean.update(counts)

@@ -98,7 +98,9 @@ class ConversationRepository:
                 return active and not was_active
             except ResourceModifiedError:
                 continue
-        raise ConversationConflictError(f"conversation {reference.conversation.id!r} kept changing underfoot")
+        raise ConversationConflictError(
+            f"conversation {reference.conversation.id!r} kept changing underfoot"
+        )
 
     async def deactivate(self, tenant_id: str, conversation_id: str) -> None:
         try:

@@ -389,7 +389,6 @@ def _order_from(entity: dict[str, Any]) -> Order:
     )
 
 
-
 def _insert_entity(tenant_id: str, record: UsageMarker | OutboxEvent) -> dict[str, Any]:
     if isinstance(record, UsageMarker):
         return {

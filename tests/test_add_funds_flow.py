@@ -57,7 +57,11 @@ def submit_data(card: dict[str, Any], form: str, action: str | None = None) -> d
     def walk(node):
         if isinstance(node, dict):
             data = node.get("data")
-            if node.get("type") == "Action.Submit" and isinstance(data, dict) and data.get("form") == form:
+            if (
+                node.get("type") == "Action.Submit"
+                and isinstance(data, dict)
+                and data.get("form") == form
+            ):
                 if action is None or data.get("action") == action:
                     found.append(data)
             for value in node.values():
@@ -91,7 +95,9 @@ def choices(card: dict[str, Any], input_id: str) -> list[dict[str, str]]:
 @pytest.fixture
 async def books(settings):
     store = TableStore.from_settings(
-        connection_string=settings.storage_connection_string, account_url="", prefix=settings.table_prefix
+        connection_string=settings.storage_connection_string,
+        account_url="",
+        prefix=settings.table_prefix,
     )
     repo = TableCreditsRepository(store.table(store.names.credits))
 
@@ -154,7 +160,14 @@ async def test_the_whole_flow_in_portuguese_with_an_agreement(client, connector,
     form = chat.last_card()
     assert pt("add_funds.title") in card_texts(form)
     agreement = next(c for c in choices(form, "method") if c["value"].startswith("agreement:"))
-    await chat.submit({**submit_data(form, "add_funds"), "amount": "1.250,50", "method": agreement["value"], "po": "PO-2026-11"})
+    await chat.submit(
+        {
+            **submit_data(form, "add_funds"),
+            "amount": "1.250,50",
+            "method": agreement["value"],
+            "po": "PO-2026-11",
+        }
+    )
     confirm = chat.last_card()
     assert pt("confirm.title") in card_texts(confirm)
     assert "US$\xa01.250,50" in json.dumps(confirm, ensure_ascii=False)
@@ -220,8 +233,16 @@ async def test_bad_amounts_come_back_on_the_form(client, connector, books, amoun
 async def test_bad_new_cards_come_back_on_the_form(client, connector, books, card, message):
     chat = Chat(client, connector)
     form = await open_form(chat)
-    good = {"card_number": "4242424242424242", "card_month": "12", "card_year": "2030", "card_cvc": "123", "card_name": "Alex Wilber"}
-    await chat.submit({**submit_data(form, "add_funds"), "amount": "500", "method": "new_card", **good, **card})
+    good = {
+        "card_number": "4242424242424242",
+        "card_month": "12",
+        "card_year": "2030",
+        "card_cvc": "123",
+        "card_name": "Alex Wilber",
+    }
+    await chat.submit(
+        {**submit_data(form, "add_funds"), "amount": "500", "method": "new_card", **good, **card}
+    )
     texts = chat.last_texts()
     assert message in texts
     assert not any("4242 4242 4242 4241" in t or "4242424242424241" in t for t in texts)
@@ -233,8 +254,17 @@ async def test_an_expired_card_fails_in_plain_words_and_changes_nothing(client, 
     chat = Chat(client, connector)
     form = await open_form(chat)
     await chat.submit(
-        {**submit_data(form, "add_funds"), "amount": "500", "method": "new_card", "card_number": "4000000000000069",
-         "card_month": "12", "card_year": "2030", "card_cvc": "123", "card_name": "Alex Wilber", "card_save": "false"}
+        {
+            **submit_data(form, "add_funds"),
+            "amount": "500",
+            "method": "new_card",
+            "card_number": "4000000000000069",
+            "card_month": "12",
+            "card_year": "2030",
+            "card_cvc": "123",
+            "card_name": "Alex Wilber",
+            "card_save": "false",
+        }
     )
     confirm = chat.last_card()
     await chat.submit(submit_data(confirm, "add_funds_confirm", "place"))
@@ -260,7 +290,14 @@ async def test_forged_payment_methods_are_refused(client, connector, books):
 async def test_a_stale_nonce_changes_nothing(client, connector, books):
     chat = Chat(client, connector)
     form = await open_form(chat)
-    await chat.submit({"form": "add_funds", "nonce": "forged", "amount": "500", "method": choices(form, "method")[0]["value"]})
+    await chat.submit(
+        {
+            "form": "add_funds",
+            "nonce": "forged",
+            "amount": "500",
+            "method": choices(form, "method")[0]["value"],
+        }
+    )
     assert connector.texts()[-1] == EN("add_funds.use_the_form")
     await chat.submit({"form": "add_funds_confirm", "nonce": "forged", "action": "place"})
     account, lots, _ = await books()

@@ -35,7 +35,11 @@ def test_every_template_has_a_sample():
 def test_cards_are_valid_adaptive_cards_in_every_language(t):
     rendered = _rendered(t)
     problems = validate_cards([card for _, card in rendered])
-    report = {f"{name}#{i}": errors for i, ((name, _), errors) in enumerate(zip(rendered, problems, strict=True)) if errors}
+    report = {
+        f"{name}#{i}": errors
+        for i, ((name, _), errors) in enumerate(zip(rendered, problems, strict=True))
+        if errors
+    }
     assert report == {}
 
 

@@ -47,7 +47,8 @@ def test_placeholders_match_english(language):
     differing = {
         msgid: (sorted(_placeholders(text)), sorted(_placeholders(ENGLISH_MESSAGES[msgid])))
         for msgid, text in messages.items()
-        if msgid in ENGLISH_MESSAGES and _placeholders(text) != _placeholders(ENGLISH_MESSAGES[msgid])
+        if msgid in ENGLISH_MESSAGES
+        and _placeholders(text) != _placeholders(ENGLISH_MESSAGES[msgid])
     }
     assert differing == {}
 
@@ -56,7 +57,11 @@ def test_placeholders_match_english(language):
 def test_translations_differ_from_english(language):
     # Catches a catalogue copied from English and never translated.
     messages = _messages(language.babel)
-    same = [m for m in ("help.text", "welcome.text", "error.generic") if messages[m] == ENGLISH_MESSAGES[m]]
+    same = [
+        m
+        for m in ("help.text", "welcome.text", "error.generic")
+        if messages[m] == ENGLISH_MESSAGES[m]
+    ]
     assert same == []
 
 

@@ -48,7 +48,17 @@ def test_commands_and_synonyms(text, command, argument):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", None, "helpful", "I need help", "statuses", "add fundsss", "please help me", "xhelp"],
+    [
+        "",
+        "   ",
+        None,
+        "helpful",
+        "I need help",
+        "statuses",
+        "add fundsss",
+        "please help me",
+        "xhelp",
+    ],
 )
 def test_not_commands(text):
     assert PARSER.parse(text) is None

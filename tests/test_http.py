@@ -26,7 +26,13 @@ async def test_help_gets_the_help_text(client, connector):
 
 @pytest.mark.parametrize(
     ("locale", "word"),
-    [("pt-BR", "ajuda"), ("zh-CN", "帮助"), ("ru-RU", "справка"), ("es-ES", "ayuda"), ("fr-FR", "aide")],
+    [
+        ("pt-BR", "ajuda"),
+        ("zh-CN", "帮助"),
+        ("ru-RU", "справка"),
+        ("es-ES", "ayuda"),
+        ("fr-FR", "aide"),
+    ],
 )
 async def test_help_in_the_clients_language(client, connector, locale, word):
     assert await send(client, activities.message(connector.url, word, locale=locale)) == 201
@@ -133,7 +139,9 @@ async def test_malformed_json_is_400(client, connector):
         "/api/messages", data=b"[1, 2]", headers={"Content-Type": "application/json"}
     )
     assert response.status == 400
-    response = await client.post("/api/messages", data=b"hello", headers={"Content-Type": "text/plain"})
+    response = await client.post(
+        "/api/messages", data=b"hello", headers={"Content-Type": "text/plain"}
+    )
     assert response.status == 415
     assert connector.posted == []
 

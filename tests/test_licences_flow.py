@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from bot.i18n import Localizer
-from tests import activities
 from tests.fakes.connector import card_texts
 from tests.test_add_funds_flow import Chat, choices, submit_data
 
@@ -37,7 +36,14 @@ async def _list(chat: Chat, filter_name: str = "eligible", query: str = ""):
     await chat.say("licences")
     card = chat.last_card()
     if filter_name != "eligible" or query:
-        await chat.submit({**submit_data(card, "licences"), "action": "search", "filter": filter_name, "query": query})
+        await chat.submit(
+            {
+                **submit_data(card, "licences"),
+                "action": "search",
+                "filter": filter_name,
+                "query": query,
+            }
+        )
         card = chat.last_card()
     return card
 
@@ -69,10 +75,19 @@ async def test_assign_to_three_users_with_a_result_each(client, connector):
     missing = _users(await _list(chat, "missing"))[0]["value"]
     licensed = _users(await _list(chat, "licensed"))[0]["value"]
     card = chat.last_card()
-    await chat.submit({**submit_data(card, "licences"), "action": "assign", "users": f"{eligible},{missing},{licensed}"})
+    await chat.submit(
+        {
+            **submit_data(card, "licences"),
+            "action": "assign",
+            "users": f"{eligible},{missing},{licensed}",
+        }
+    )
     confirm = chat.last_card()
     assert EN("licences.confirm_assign", count=3) in card_texts(confirm)
-    await chat.submit({**submit_data(confirm, "licences_confirm"), "action": "confirm", "prerequisite": "none"}, reply_to="activity-9")
+    await chat.submit(
+        {**submit_data(confirm, "licences_confirm"), "action": "confirm", "prerequisite": "none"},
+        reply_to="activity-9",
+    )
     result = card_texts(chat.last_card())
     assert connector.posted[-1].method == "PUT"
     assert EN("licences.outcome.assigned") in result
@@ -80,7 +95,9 @@ async def test_assign_to_three_users_with_a_result_each(client, connector):
     assert EN("licences.summary", done=1, total=3) in result
     # Repeating the assignment changes nothing and says so.
     await chat.say("licences")
-    await chat.submit({**submit_data(chat.last_card(), "licences"), "action": "assign", "users": eligible})
+    await chat.submit(
+        {**submit_data(chat.last_card(), "licences"), "action": "assign", "users": eligible}
+    )
     await chat.submit({**submit_data(chat.last_card(), "licences_confirm"), "action": "confirm"})
     assert any(
         t.startswith(EN("licences.outcome.already_had")) for t in card_texts(chat.last_card())
@@ -90,11 +107,23 @@ async def test_assign_to_three_users_with_a_result_each(client, connector):
 async def test_fixing_a_prerequisite_in_the_same_confirmation(client, connector):
     chat = Chat(client, connector)
     card = await _list(chat, "missing")
-    target = next(u for u in _users(card) if EN("licences.missing.audio_conferencing_or_phone_system") in u["title"])
-    await chat.submit({**submit_data(card, "licences"), "action": "assign", "users": target["value"]})
+    target = next(
+        u
+        for u in _users(card)
+        if EN("licences.missing.audio_conferencing_or_phone_system") in u["title"]
+    )
+    await chat.submit(
+        {**submit_data(card, "licences"), "action": "assign", "users": target["value"]}
+    )
     confirm = chat.last_card()
     assert choices(confirm, "prerequisite")
-    await chat.submit({**submit_data(confirm, "licences_confirm"), "action": "confirm", "prerequisite": "audio_conferencing"})
+    await chat.submit(
+        {
+            **submit_data(confirm, "licences_confirm"),
+            "action": "confirm",
+            "prerequisite": "audio_conferencing",
+        }
+    )
     assert EN("licences.outcome.assigned_with_prerequisite") in card_texts(chat.last_card())
 
 
@@ -104,8 +133,12 @@ async def test_remove_then_remove_again(client, connector):
     user = _users(card)[0]["value"]
     for expected in ("licences.outcome.removed", "licences.outcome.not_held"):
         await chat.say("licences")
-        await chat.submit({**submit_data(chat.last_card(), "licences"), "action": "remove", "users": user})
-        await chat.submit({**submit_data(chat.last_card(), "licences_confirm"), "action": "confirm"})
+        await chat.submit(
+            {**submit_data(chat.last_card(), "licences"), "action": "remove", "users": user}
+        )
+        await chat.submit(
+            {**submit_data(chat.last_card(), "licences_confirm"), "action": "confirm"}
+        )
         assert EN(expected) in card_texts(chat.last_card())
 
 
@@ -113,7 +146,9 @@ async def test_a_forged_submit_naming_another_tenants_user_changes_nothing(clien
     chat = Chat(client, connector)
     card = await _list(chat, "eligible")
     before = len(_users(card))
-    await chat.submit({**submit_data(card, "licences"), "action": "assign", "users": "user-of-another-tenant"})
+    await chat.submit(
+        {**submit_data(card, "licences"), "action": "assign", "users": "user-of-another-tenant"}
+    )
     assert connector.texts()[-1] == EN("licences.unknown_users")
     assert len(_users(await _list(chat, "eligible"))) == before
 

@@ -59,15 +59,26 @@ async def test_an_add_funds_form_survives_a_restart(settings, connector):
 
 
 async def test_language_back_to_automatic(client, connector):
-    await client.post("/api/messages", json=activities.message(connector.url, "language pt", locale="ru-RU"))
+    await client.post(
+        "/api/messages", json=activities.message(connector.url, "language pt", locale="ru-RU")
+    )
     assert connector.texts()[-1] == L10N.translator("pt-BR")("language.changed")
-    await client.post("/api/messages", json=activities.message(connector.url, value={"command": "language", "language": "auto"}, locale="ru-RU"))
+    await client.post(
+        "/api/messages",
+        json=activities.message(
+            connector.url, value={"command": "language", "language": "auto"}, locale="ru-RU"
+        ),
+    )
     ru = L10N.translator("ru-RU")
     assert connector.texts()[-1] == ru("language.automatic_set", language="Русский")
-    await client.post("/api/messages", json=activities.message(connector.url, "help", locale="ru-RU"))
+    await client.post(
+        "/api/messages", json=activities.message(connector.url, "help", locale="ru-RU")
+    )
     assert connector.texts()[-1] == ru("help.text")
 
 
 async def test_unknown_language_is_explained(client, connector):
     await client.post("/api/messages", json=activities.message(connector.url, "language klingon"))
-    assert connector.texts()[-1].startswith(L10N.translator("en-US")("language.unknown", languages="")[:20])
+    assert connector.texts()[-1].startswith(
+        L10N.translator("en-US")("language.unknown", languages="")[:20]
+    )

@@ -12,7 +12,11 @@ APP = {"MicrosoftAppId": "11111111-2222-3333-4444-555555555555", "MicrosoftAppPa
 
 def test_defaults_with_an_app_id():
     settings = Settings.from_mapping({**STORAGE, **APP})
-    assert (settings.host, settings.port, settings.microsoft_app_type) == ("127.0.0.1", 3978, "MultiTenant")
+    assert (settings.host, settings.port, settings.microsoft_app_type) == (
+        "127.0.0.1",
+        3978,
+        "MultiTenant",
+    )
     assert settings.authentication_enabled
     assert not settings.dangerously_allow_unauthenticated
 
@@ -29,20 +33,30 @@ def test_no_app_id_refuses_to_start_unless_asked():
     [
         ({**STORAGE, **APP, "PORT": "99999"}, "PORT"),
         ({**STORAGE, **APP, "PORT": "http"}, "PORT"),
-        ({**STORAGE, **APP, "DANGEROUSLY_ALLOW_UNAUTHENTICATED": "maybe"}, "DANGEROUSLY_ALLOW_UNAUTHENTICATED"),
+        (
+            {**STORAGE, **APP, "DANGEROUSLY_ALLOW_UNAUTHENTICATED": "maybe"},
+            "DANGEROUSLY_ALLOW_UNAUTHENTICATED",
+        ),
         ({**STORAGE, **APP, "MicrosoftAppType": "Personal"}, "MicrosoftAppType"),
         ({**STORAGE, "MicrosoftAppId": APP["MicrosoftAppId"]}, "MicrosoftAppPassword"),
         ({**STORAGE, **APP, "MicrosoftAppType": "SingleTenant"}, "MicrosoftAppTenantId"),
         ({**APP}, "AZURE_STORAGE_CONNECTION_STRING"),
-        ({**STORAGE, **APP, "DANGEROUSLY_ALLOW_UNAUTHENTICATED": "true"}, "DANGEROUSLY_ALLOW_UNAUTHENTICATED"),
+        (
+            {**STORAGE, **APP, "DANGEROUSLY_ALLOW_UNAUTHENTICATED": "true"},
+            "DANGEROUSLY_ALLOW_UNAUTHENTICATED",
+        ),
         ({**STORAGE, **APP, "DEFAULT_CURRENCY": "dollars"}, "DEFAULT_CURRENCY"),
         ({**STORAGE, **APP, "TABLE_PREFIX": "my-tables"}, "TABLE_PREFIX"),
         ({"AZURE_STORAGE_ACCOUNT_URL": "ftp://x", **APP}, "AZURE_STORAGE_ACCOUNT_URL"),
         ({**STORAGE, **APP, "DIRECTORY": "ldap"}, "DIRECTORY"),
         ({**STORAGE, **APP, "ROLE_CACHE_SECONDS": "-1"}, "ROLE_CACHE_SECONDS"),
         (
-            {**STORAGE, "MicrosoftAppId": APP["MicrosoftAppId"], "MicrosoftAppType": "UserAssignedMSI",
-             "MicrosoftAppTenantId": "t"},
+            {
+                **STORAGE,
+                "MicrosoftAppId": APP["MicrosoftAppId"],
+                "MicrosoftAppType": "UserAssignedMSI",
+                "MicrosoftAppTenantId": "t",
+            },
             "GRAPH_CLIENT_SECRET",
         ),
     ],
@@ -75,7 +89,9 @@ def test_directory_defaults_follow_the_mode():
 
 def test_environment_wins_over_dotenv(tmp_path):
     dotenv = tmp_path / ".env"
-    dotenv.write_text("PORT=4000\nDANGEROUSLY_ALLOW_UNAUTHENTICATED=true\nAZURE_STORAGE_CONNECTION_STRING=x\n")
+    dotenv.write_text(
+        "PORT=4000\nDANGEROUSLY_ALLOW_UNAUTHENTICATED=true\nAZURE_STORAGE_CONNECTION_STRING=x\n"
+    )
     assert Settings.from_env({}, dotenv).port == 4000
     assert Settings.from_env({"PORT": "5000"}, dotenv).port == 5000
 

@@ -30,12 +30,22 @@ def _apply(ops):
     for kind, amount, day in ops:
         at = START + timedelta(days=day)
         if kind == "credit":
-            change = ledger.credit(account, amount, kind=EntryKind.PURCHASE, actor="a", reference="r", at=at)
+            change = ledger.credit(
+                account, amount, kind=EntryKind.PURCHASE, actor="a", reference="r", at=at
+            )
         else:
             amount = min(amount, account.balance_minor)
             if amount == 0:
                 continue
-            change = ledger.debit(account, list(lots.values()), amount, kind=EntryKind.USAGE, actor="a", reference="r", at=at)
+            change = ledger.debit(
+                account,
+                list(lots.values()),
+                amount,
+                kind=EntryKind.USAGE,
+                actor="a",
+                reference="r",
+                at=at,
+            )
         account = change.account
         lots.update({lot.lot_id: lot for lot in change.lots})
         entries.extend(change.entries)
@@ -56,7 +66,15 @@ def test_debits_draw_earliest_expiry_first(ops, amount):
     amount = min(amount, account.balance_minor)
     if amount == 0:
         return
-    change = ledger.debit(account, list(lots.values()), amount, kind=EntryKind.USAGE, actor="a", reference="r", at=START)
+    change = ledger.debit(
+        account,
+        list(lots.values()),
+        amount,
+        kind=EntryKind.USAGE,
+        actor="a",
+        reference="r",
+        at=START,
+    )
     touched = {lot.lot_id for lot in change.lots}
     ordered = ledger.draw_order(list(lots.values()))
     # Every lot that expires before a touched lot is emptied by the debit.
@@ -69,13 +87,17 @@ def test_debits_draw_earliest_expiry_first(ops, amount):
 
 
 def test_overdraw_is_refused():
-    account = ledger.credit(Account("t", "USD"), 100, kind=EntryKind.PURCHASE, actor="a", reference="r", at=START).account
+    account = ledger.credit(
+        Account("t", "USD"), 100, kind=EntryKind.PURCHASE, actor="a", reference="r", at=START
+    ).account
     with pytest.raises(ledger.InsufficientBalance):
         ledger.debit(account, [], 101, kind=EntryKind.USAGE, actor="a", reference="r", at=START)
 
 
 def test_broken_books_are_detected():
-    change = ledger.credit(Account("t", "USD"), 100, kind=EntryKind.PURCHASE, actor="a", reference="r", at=START)
+    change = ledger.credit(
+        Account("t", "USD"), 100, kind=EntryKind.PURCHASE, actor="a", reference="r", at=START
+    )
     ledger.check_invariant(change.account, list(change.lots), list(change.entries))
     with pytest.raises(ledger.InvariantViolation):
         ledger.check_invariant(change.account, [], list(change.entries))

@@ -12,7 +12,13 @@ SKUS = [
     Sku("ps", "MCOEV", 10, 0, frozenset({"MCOEV"})),
     Sku("dom", "MCOPSTN1", 10, 0, frozenset({"MCOPSTN1"})),
     Sku("intl", "MCOPSTN2", 10, 0, frozenset({"MCOPSTN2"})),
-    Sku("e5", "ENTERPRISEPREMIUM", 10, 0, frozenset({"MCOEV", "MCOMEETADV", "TEAMS1", "EXCHANGE_S_ENTERPRISE"})),
+    Sku(
+        "e5",
+        "ENTERPRISEPREMIUM",
+        10,
+        0,
+        frozenset({"MCOEV", "MCOMEETADV", "TEAMS1", "EXCHANGE_S_ENTERPRISE"}),
+    ),
     Sku("e3", "SPE_E3", 10, 0, frozenset({"TEAMS1", "EXCHANGE_S_ENTERPRISE"})),
     Sku("47794cd0-f0e5-45c5-9033-2eb6b5fc84e0", "MCOPSTNC", 10, 0, frozenset({"MCOPSTNPP"})),
 ]
@@ -46,12 +52,30 @@ def test_prerequisites_from_service_plans(plans, missing):
         ({"ps", "intl"}, "FR", Standing.ELIGIBLE, Missing.NOTHING, False),
         ({"ps"}, "ES", Standing.MISSING_PREREQUISITE, Missing.CALLING_PLAN, False),
         ({"e5"}, "CN", Standing.ELIGIBLE, Missing.NOTHING, True),
-        ({"e3"}, "RU", Standing.MISSING_PREREQUISITE, Missing.AUDIO_CONFERENCING_OR_PHONE_SYSTEM, False),
-        (set(), "US", Standing.MISSING_PREREQUISITE, Missing.AUDIO_CONFERENCING_OR_PHONE_SYSTEM, False),
+        (
+            {"e3"},
+            "RU",
+            Standing.MISSING_PREREQUISITE,
+            Missing.AUDIO_CONFERENCING_OR_PHONE_SYSTEM,
+            False,
+        ),
+        (
+            set(),
+            "US",
+            Standing.MISSING_PREREQUISITE,
+            Missing.AUDIO_CONFERENCING_OR_PHONE_SYSTEM,
+            False,
+        ),
         ({"ac", CREDITS}, "US", Standing.LICENSED, Missing.NOTHING, False),
         ({"e5", CREDITS}, "US", Standing.LICENSED, Missing.NOTHING, True),
         ({"ac"}, "", Standing.NO_USAGE_LOCATION, Missing.NOTHING, False),
-        ({"unknown-sku"}, "US", Standing.MISSING_PREREQUISITE, Missing.AUDIO_CONFERENCING_OR_PHONE_SYSTEM, False),
+        (
+            {"unknown-sku"},
+            "US",
+            Standing.MISSING_PREREQUISITE,
+            Missing.AUDIO_CONFERENCING_OR_PHONE_SYSTEM,
+            False,
+        ),
     ],
 )
 def test_standing_of_a_user(skus, location, standing, missing, e5):

@@ -55,8 +55,13 @@ async def test_two_instances_never_run_a_pass_at_once(table_store):
 
     job = Job("usage-sync", timedelta(seconds=30), work)
     runners = [
-        JobRunner([job], TableLeases(table_store.table(table_store.names.leases)), tenants,
-                  owner=f"instance-{i}", errors=(AzureError,))
+        JobRunner(
+            [job],
+            TableLeases(table_store.table(table_store.names.leases)),
+            tenants,
+            owner=f"instance-{i}",
+            errors=(AzureError,),
+        )
         for i in range(2)
     ]
     done = await asyncio.gather(runners[0].run_once(job), runners[1].run_once(job))
@@ -75,6 +80,11 @@ async def test_one_tenant_failing_does_not_stop_the_others(table_store):
         return ["a", "bad", "c"]
 
     job = Job("expiry", timedelta(seconds=30), work)
-    runner = JobRunner([job], TableLeases(table_store.table(table_store.names.leases)), tenants,
-                       owner="me", errors=(AzureError,))
+    runner = JobRunner(
+        [job],
+        TableLeases(table_store.table(table_store.names.leases)),
+        tenants,
+        owner="me",
+        errors=(AzureError,),
+    )
     assert await runner.run_once(job) == 2

@@ -58,7 +58,9 @@ async def test_prerequisites_are_named_or_fixed(table_store):
         TENANT, ids, actor="alex", prerequisite=Prerequisite.PHONE_SYSTEM_DOMESTIC
     )
     assert {r.outcome for r in fixed} <= {Outcome.ASSIGNED_WITH_PREREQUISITE, Outcome.NO_SEATS}
-    assert any(r.outcome == Outcome.ASSIGNED_WITH_PREREQUISITE and r.needs_phone_number for r in fixed)
+    assert any(
+        r.outcome == Outcome.ASSIGNED_WITH_PREREQUISITE and r.needs_phone_number for r in fixed
+    )
 
 
 async def test_a_user_of_another_tenant_is_not_found_and_nothing_changes(table_store):

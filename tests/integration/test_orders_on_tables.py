@@ -52,8 +52,12 @@ async def _account_with_card(repo, gateway, number=SUCCESS, tenant=TENANT) -> Ac
     token = await gateway.tokenize_card(
         tenant, CardDetails(number, 12, datetime.now(UTC).year + 2, "123", "Alex Wilber")
     )
-    card = SavedCard("card-1", token.token, token.brand, token.last4, token.expiry_month, token.expiry_year)
-    account = Account(tenant, "USD", cards=(card,), agreements=("EA-1001", "EA-2002"), default_method_id="card-1")
+    card = SavedCard(
+        "card-1", token.token, token.brand, token.last4, token.expiry_month, token.expiry_year
+    )
+    account = Account(
+        tenant, "USD", cards=(card,), agreements=("EA-1001", "EA-2002"), default_method_id="card-1"
+    )
     return (await repo.create_account(account)).value
 
 
@@ -77,14 +81,19 @@ async def test_a_purchase_books_one_lot_and_one_entry(repo, gateway, service):
     assert account.balance_minor == 50000
     assert [lot.amount_minor for lot in lots] == [50000]
     assert lots[0].expires_at == ledger.expiry_of(lots[0].purchased_at)
-    assert [(e.kind.value, e.amount_minor, e.reference) for e in entries] == [("purchase", 50000, "key-1")]
+    assert [(e.kind.value, e.amount_minor, e.reference) for e in entries] == [
+        ("purchase", 50000, "key-1")
+    ]
 
 
 async def test_fifty_concurrent_orders_with_distinct_keys_all_count(repo, gateway, service):
     await _account_with_card(repo, gateway)
     amounts = [5000 + i * 100 for i in range(50)]
     outcomes = await asyncio.gather(
-        *(service.place(TENANT, f"key-{i}", Money(a, "USD"), CARD, actor="alex") for i, a in enumerate(amounts))
+        *(
+            service.place(TENANT, f"key-{i}", Money(a, "USD"), CARD, actor="alex")
+            for i, a in enumerate(amounts)
+        )
     )
     assert all(o.status == OrderStatus.SUCCEEDED for o in outcomes)
     account, lots, entries = await _books(repo)
@@ -95,7 +104,10 @@ async def test_fifty_concurrent_orders_with_distinct_keys_all_count(repo, gatewa
 async def test_one_key_twenty_times_concurrently_is_one_order(repo, gateway, service, records):
     await _account_with_card(repo, gateway)
     outcomes = await asyncio.gather(
-        *(service.place(TENANT, "same-key", Money(70000, "USD"), CARD, actor="alex") for _ in range(20))
+        *(
+            service.place(TENANT, "same-key", Money(70000, "USD"), CARD, actor="alex")
+            for _ in range(20)
+        )
     )
     assert {o.status for o in outcomes} == {OrderStatus.SUCCEEDED}
     assert {o.order.gateway_reference for o in outcomes} != {""}
@@ -159,7 +171,13 @@ async def test_agreements_must_belong_to_the_tenant(repo, gateway, service):
     outcome = await service.place(TENANT, "key-ea", Money(100000, "USD"), ea, actor="alex")
     assert outcome.status == OrderStatus.SUCCEEDED
     with pytest.raises(OrderRejected):
-        await service.place(TENANT, "key-ea2", Money(100000, "USD"), PaymentMethod(MethodKind.AGREEMENT, agreement_number="EA-9999"), actor="alex")
+        await service.place(
+            TENANT,
+            "key-ea2",
+            Money(100000, "USD"),
+            PaymentMethod(MethodKind.AGREEMENT, agreement_number="EA-9999"),
+            actor="alex",
+        )
     assert (await _books(repo))[0].balance_minor == 100000
 
 

@@ -81,11 +81,16 @@ async def instances(azurite, table_prefix, table_store, clock):
             connection_string=azurite.connection_string, account_url="", prefix=table_prefix
         )
         repo = TableCreditsRepository(store.table(store.names.credits))
-        gateway = SandboxGateway(TableSandboxRecords(store.table(store.names.sandbox_payments)), timeout=10.0)
+        gateway = SandboxGateway(
+            TableSandboxRecords(store.table(store.names.sandbox_payments)), timeout=10.0
+        )
         orders = OrderService(repo, gateway, clock=clock)
         made.append(
             Instance(
-                store, repo, gateway, orders,
+                store,
+                repo,
+                gateway,
+                orders,
                 UsageCharger(repo, clock=clock),
                 AutoRecharger(repo, orders, clock=clock),
                 ExpiryJob(repo, clock=clock),
@@ -96,13 +101,29 @@ async def instances(azurite, table_prefix, table_store, clock):
         await instance.store.close()
 
 
-async def _fund(one: Instance, clock: Clock, minor: int, *, number=SUCCESS, auto=None, tenant=TENANT):
-    token = await one.gateway.tokenize_card(tenant, CardDetails(number, 12, clock.now.year + 2, "123", "Alex"))
+async def _fund(
+    one: Instance, clock: Clock, minor: int, *, number=SUCCESS, auto=None, tenant=TENANT
+):
+    token = await one.gateway.tokenize_card(
+        tenant, CardDetails(number, 12, clock.now.year + 2, "123", "Alex")
+    )
     card = SavedCard("card-1", token.token, token.brand, token.last4, 12, clock.now.year + 2)
-    account = Account(tenant, "USD", cards=(card,), default_method_id="card-1", auto_recharge=auto or AutoRecharge())
+    account = Account(
+        tenant,
+        "USD",
+        cards=(card,),
+        default_method_id="card-1",
+        auto_recharge=auto or AutoRecharge(),
+    )
     await one.repo.create_account(account)
     if minor:
-        outcome = await one.orders.place(tenant, f"fund-{uuid.uuid4().hex}", Money(minor, "USD"), PaymentMethod(MethodKind.CARD, card_id="card-1"), actor="alex")
+        outcome = await one.orders.place(
+            tenant,
+            f"fund-{uuid.uuid4().hex}",
+            Money(minor, "USD"),
+            PaymentMethod(MethodKind.CARD, card_id="card-1"),
+            actor="alex",
+        )
         assert outcome.status == OrderStatus.SUCCEEDED
 
 
@@ -134,7 +155,13 @@ async def test_usage_draws_earliest_expiry_first_one_entry_per_lot(instances, cl
     one, _ = instances
     await _fund(one, clock, 5_000)
     clock.now += timedelta(days=10)
-    await one.orders.place(TENANT, "second", Money(5_000, "USD"), PaymentMethod(MethodKind.CARD, card_id="card-1"), actor="alex")
+    await one.orders.place(
+        TENANT,
+        "second",
+        Money(5_000, "USD"),
+        PaymentMethod(MethodKind.CARD, card_id="card-1"),
+        actor="alex",
+    )
     await one.charger.charge(TENANT, [Row("big", 7_000)], source="csv")
     account, lots, entries = await _books(one.repo)
     usage = [e for e in entries if e.kind == EntryKind.USAGE]
@@ -156,12 +183,15 @@ async def test_usage_beyond_the_balance_stops_at_zero_once(instances, clock):
 
 async def test_two_instances_importing_overlapping_files(instances, clock):
     one, two = instances
-    auto = AutoRecharge(enabled=True, recharge_with_minor=50_000, trigger_minor=20_000, method_id="card-1")
+    auto = AutoRecharge(
+        enabled=True, recharge_with_minor=50_000, trigger_minor=20_000, method_id="card-1"
+    )
     await _fund(one, clock, 30_000, auto=auto)
     file_a = _rows(120, minor=150)
     file_b = _rows(120, minor=150)[60:] + _rows(60, minor=150, prefix="b")
     a, b = await asyncio.gather(
-        one.charger.charge(TENANT, file_a, source="a"), two.charger.charge(TENANT, file_b, source="b")
+        one.charger.charge(TENANT, file_a, source="a"),
+        two.charger.charge(TENANT, file_b, source="b"),
     )
     assert a.charged + b.charged == 180
     assert a.debited_minor + b.debited_minor == 180 * 150
@@ -169,7 +199,9 @@ async def test_two_instances_importing_overlapping_files(instances, clock):
     assert account.balance_minor == 30_000 - 27_000
     assert account.recharge.due_key  # one crossing recorded
 
-    results = await asyncio.gather(one.recharger.run(TENANT), two.recharger.run(TENANT), one.recharger.run(TENANT))
+    results = await asyncio.gather(
+        one.recharger.run(TENANT), two.recharger.run(TENANT), one.recharger.run(TENANT)
+    )
     assert [r.status for r in results].count("succeeded") >= 1
     account, lots, entries = await _books(one.repo)
     recharges = [e for e in entries if e.kind == EntryKind.RECHARGE]
@@ -184,12 +216,20 @@ async def test_two_instances_importing_overlapping_files(instances, clock):
 
 async def test_failed_recharges_back_off_then_disable(instances, clock):
     one, _ = instances
-    auto = AutoRecharge(enabled=True, recharge_with_minor=10_000, trigger_minor=5_000, method_id="card-1")
+    auto = AutoRecharge(
+        enabled=True, recharge_with_minor=10_000, trigger_minor=5_000, method_id="card-1"
+    )
     await _fund(one, clock, 0, number=DECLINED, auto=auto)
     # Give the tenant money through an agreement so a debit can cross the trigger.
     account = await one.repo.get_account(TENANT)
     await one.repo.save_account(account, replace(account.value, agreements=("EA-1",)))
-    await one.orders.place(TENANT, "ea", Money(6_000, "USD"), PaymentMethod(MethodKind.AGREEMENT, agreement_number="EA-1"), actor="alex")
+    await one.orders.place(
+        TENANT,
+        "ea",
+        Money(6_000, "USD"),
+        PaymentMethod(MethodKind.AGREEMENT, agreement_number="EA-1"),
+        actor="alex",
+    )
     await one.charger.charge(TENANT, [Row("x", 2_000)], source="csv")
 
     assert (await one.recharger.run(TENANT)).status == "failed"
@@ -210,7 +250,9 @@ async def test_failed_recharges_back_off_then_disable(instances, clock):
 
 async def test_a_manual_purchase_clears_the_failure_state(instances, clock):
     one, _ = instances
-    auto = AutoRecharge(enabled=True, recharge_with_minor=10_000, trigger_minor=5_000, method_id="card-1")
+    auto = AutoRecharge(
+        enabled=True, recharge_with_minor=10_000, trigger_minor=5_000, method_id="card-1"
+    )
     await _fund(one, clock, 0, number=DECLINED, auto=auto)
     account = await one.repo.get_account(TENANT)
     await one.repo.save_account(account, replace(account.value, agreements=("EA-1",)))
@@ -226,7 +268,9 @@ async def test_a_manual_purchase_clears_the_failure_state(instances, clock):
 @pytest.mark.parametrize("crash", ["before_gateway", "after_gateway"])
 async def test_a_crash_mid_recharge_recovers_to_one_charge(instances, clock, crash):
     one, two = instances
-    auto = AutoRecharge(enabled=True, recharge_with_minor=10_000, trigger_minor=5_000, method_id="card-1")
+    auto = AutoRecharge(
+        enabled=True, recharge_with_minor=10_000, trigger_minor=5_000, method_id="card-1"
+    )
     await _fund(one, clock, 6_000, auto=auto)
     await one.charger.charge(TENANT, [Row("x", 2_000)], source="csv")
     account = (await one.repo.get_account(TENANT)).value
@@ -234,13 +278,28 @@ async def test_a_crash_mid_recharge_recovers_to_one_charge(instances, clock, cra
     from credits.model import Order
 
     # What the crashed instance left behind: the pending order, and maybe the charge.
-    pending = Order(TENANT, key, 10_000, "USD", PaymentMethod(MethodKind.CARD, card_id="card-1"),
-                    EntryKind.RECHARGE, "auto-recharge", OrderStatus.PENDING, clock.now, clock.now)
+    pending = Order(
+        TENANT,
+        key,
+        10_000,
+        "USD",
+        PaymentMethod(MethodKind.CARD, card_id="card-1"),
+        EntryKind.RECHARGE,
+        "auto-recharge",
+        OrderStatus.PENDING,
+        clock.now,
+        clock.now,
+    )
     await one.repo.insert_order(pending)
     if crash == "after_gateway":
-        await one.gateway.charge(tenant_id=TENANT, idempotency_key=key, amount_minor=10_000, currency="USD",
-                                 source=PaymentSource(card_token=account.card("card-1").token),
-                                 description="Communications Credits recharge")
+        await one.gateway.charge(
+            tenant_id=TENANT,
+            idempotency_key=key,
+            amount_minor=10_000,
+            currency="USD",
+            source=PaymentSource(card_token=account.card("card-1").token),
+            description="Communications Credits recharge",
+        )
     results = await asyncio.gather(two.recharger.run(TENANT), one.recharger.run(TENANT))
     assert "succeeded" in [r.status for r in results]
     account, _, entries = await _books(one.repo)
