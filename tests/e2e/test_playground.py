@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from bot.i18n import LANGUAGES, Localizer
-from tests.e2e.chat import Chat, plain
+from tests.e2e.chat import Chat, normalize, plain
+from tests.e2e.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.e2e
 
@@ -64,3 +65,28 @@ def test_welcome_help_menu_and_language(chat: Chat, localizer: Localizer) -> Non
     # ... and from then on the bot answers in Portuguese, to a Portuguese command.
     before = chat.send(first_word(pt, "command.help"))
     chat.wait_for_text(before, plain(pt.gettext("help.text")))
+
+
+def test_add_funds_and_assign_a_licence(chat: Chat, localizer: Localizer) -> None:
+    """An admin (the Playground's Alex Wilber is a Billing Administrator in the demo directory)
+    buys credits with the saved test card, then gives one user the licence."""
+    en = localizer.translator("en-US")
+    chat.wait_for_card(0, en.gettext("welcome.title"))
+
+    # Add funds with an amount: straight to the confirmation, then the receipt in its place.
+    before = chat.send(first_word(en, "command.add_funds") + " 500")
+    confirm = chat.wait_for_card(before, en.gettext("confirm.title"))
+    chat.press(confirm, en.gettext("confirm.place"))
+    chat.wait_for_card(0, en.gettext("receipt.title"), 30)
+
+    # Licences: tick the first eligible user, assign, confirm, read the per-user result.
+    before = chat.send(first_word(en, "command.licences"))
+    listing = chat.wait_for_card(before, en.gettext("licences.title"), 30)
+    listing.get_by_role("checkbox").first.check()
+    before = chat.press(listing, en.gettext("licences.assign"))
+    confirm = chat.wait_for_card(before, en.gettext("licences.confirm_assign", count=1), 30)
+    chat.press(confirm, en.gettext("licences.confirm"))
+    result = chat.wait_for_card(0, en.gettext("licences.result_title"), 30)
+    assert plain(en.gettext("licences.outcome.assigned")) in normalize(result.inner_text())
+    # Kept for a person to look at (tests/e2e/artifacts is not committed).
+    chat.page.screenshot(path=str(ARTIFACTS / "licences-result.png"), full_page=True)
