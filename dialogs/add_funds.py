@@ -32,7 +32,7 @@ from credits.money import InvalidAmount, Money, currency_exponent, parse_amount
 from credits.orders import OrderOutcome, OrderRejected, OrderService
 from credits.payments import CardDetails, InvalidCard
 from credits.repository import CreditsRepository
-from dialogs.forms import actor_of, is_submit, replace_card, text_of
+from dialogs.forms import actor_of, is_submit, replace_card, text_of, wait_again
 
 logger = logging.getLogger(__name__)
 
@@ -350,7 +350,7 @@ class AddFundsDialog(ComponentDialog):
         # Typed text or a stale card while a form is open: say how to go on, keep the form.
         t = translator_of(step.context)
         await step.context.send_activity(t("add_funds.use_the_form"))
-        return Dialog.end_of_turn
+        return wait_again(step)
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.dialogs import Dialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 
 logger = logging.getLogger(__name__)
@@ -38,3 +39,13 @@ async def replace_card(turn_context: TurnContext, attachment: Attachment) -> Non
         except Exception:  # noqa: BLE001 - any refusal by the channel falls back to a new message
             logger.warning("could not replace the submitted card; sending the result instead")
     await turn_context.send_activity(MessageFactory.attachment(attachment))
+
+
+def wait_again(step: WaterfallStepContext) -> DialogTurnResult:
+    """Wait for the same card again: the next turn runs this step once more.
+
+    A step that returns `end_of_turn` normally hands the next turn to the following step; after
+    a stray message (typed text, a stale card) the flow must keep waiting where it is instead.
+    """
+    step.active_dialog.state[WaterfallDialog.StepIndex] = step.index - 1
+    return Dialog.end_of_turn

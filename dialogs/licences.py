@@ -24,7 +24,7 @@ from bot.turn import tenant_id_of, translator_of
 from cards import CardRenderer
 from credits.licence_service import LicenceService, Outcome, Prerequisite, UserResult
 from credits.licences import Standing, UserLicences
-from dialogs.forms import actor_of, is_submit, replace_card, text_of
+from dialogs.forms import actor_of, is_submit, replace_card, text_of, wait_again
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class LicencesDialog(ComponentDialog):
 
     async def _use_the_card(self, step: WaterfallStepContext) -> DialogTurnResult:
         await step.context.send_activity(translator_of(step.context)("licences.use_the_card"))
-        return Dialog.end_of_turn
+        return wait_again(step)
 
 
 def _matching(users: list[UserLicences], filter_name: str, query: str) -> list[UserLicences]:

@@ -287,6 +287,23 @@ async def test_forged_payment_methods_are_refused(client, connector, books):
     assert account.balance_minor == 0 and lots == []
 
 
+async def test_stray_input_keeps_the_form_waiting(client, connector, books):
+    chat = Chat(client, connector)
+    form = await open_form(chat)
+    await chat.say("what is this?")
+    await chat.submit({"form": "add_funds", "nonce": "stale", "amount": "500"})
+    assert connector.texts()[-2:] == [EN("add_funds.use_the_form")] * 2
+    # The form still works afterwards, and so does its confirmation.
+    method = choices(form, "method")[0]["value"]
+    await chat.submit({**submit_data(form, "add_funds"), "amount": "500", "method": method})
+    confirm = chat.last_card()
+    await chat.say("is this right")
+    await chat.submit(submit_data(confirm, "add_funds_confirm", "place"))
+    assert EN("receipt.title") in chat.last_texts()
+    account, _, _ = await books()
+    assert account.balance_minor == 50000
+
+
 async def test_a_stale_nonce_changes_nothing(client, connector, books):
     chat = Chat(client, connector)
     form = await open_form(chat)

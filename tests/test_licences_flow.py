@@ -187,3 +187,16 @@ async def test_a_stranger_to_the_directory_is_refused(client, connector):
     chat = UserChat(client, connector, "ffffffff-0000-0000-0000-000000000000")
     await chat.say("status")
     assert connector.texts() == [EN("access.refused")]
+
+
+async def test_stray_input_keeps_the_licences_card_waiting(client, connector):
+    chat = Chat(client, connector)
+    card = await _list(chat)
+    await chat.say("which one")
+    assert connector.texts()[-1] == EN("licences.use_the_card")
+    user = _users(card)[0]["value"]
+    await chat.submit({**submit_data(card, "licences"), "action": "assign", "users": user})
+    confirm = chat.last_card()
+    await chat.say("wait")
+    await chat.submit({**submit_data(confirm, "licences_confirm"), "action": "confirm"})
+    assert EN("licences.outcome.assigned") in card_texts(chat.last_card())
