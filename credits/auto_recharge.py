@@ -28,7 +28,7 @@ from credits.model import (
 )
 from credits.money import Money
 from credits.orders import OrderOutcome, OrderRejected, OrderService
-from credits.repository import ConcurrencyConflict, CreditsRepository
+from credits.repository import ConcurrencyConflict, CreditsRepository, DuplicateRecord
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ class AutoRecharger:
         now = self._clock()
         if state.next_attempt_at and datetime.fromisoformat(state.next_attempt_at) > now:
             return RechargeResult("waiting")
-        attempt = state.attempts + 1
-        key = f"{state.due_key}-a{attempt}"
+        serial = state.serial + 1
+        key = f"{state.due_key}-a{serial}"
         method = _method(account)
         try:
             outcome = await self._orders.place(
@@ -89,18 +89,18 @@ class AutoRecharger:
             )
         except OrderRejected as rejected:
             # The saved method is gone or invalid: a failure like a declined card.
-            return await self._failed(tenant_id, key, attempt, f"method_{rejected.reason}")
+            return await self._failed(tenant_id, key, serial, f"method_{rejected.reason}")
         if outcome.status == OrderStatus.SUCCEEDED:
             return RechargeResult("succeeded", outcome)
         if outcome.status == OrderStatus.PENDING:
             return RechargeResult("pending", outcome)
-        return await self._failed(tenant_id, key, attempt, outcome.order.failure_reason, outcome)
+        return await self._failed(tenant_id, key, serial, outcome.order.failure_reason, outcome)
 
     async def _failed(
         self,
         tenant_id: str,
         key: str,
-        attempt: int,
+        serial: int,
         reason: str,
         outcome: OrderOutcome | None = None,
     ) -> RechargeResult:
@@ -108,8 +108,9 @@ class AutoRecharger:
         for _ in range(10):
             current = await self._repo.get_account(tenant_id)
             account = current.value
-            if account.recharge.attempts >= attempt:
+            if account.recharge.serial >= serial:
                 return RechargeResult("failed", outcome)  # another instance recorded it
+            attempt = account.recharge.attempts + 1
             events = [
                 OutboxEvent(
                     f"recharge_failed-{key}",
@@ -122,7 +123,7 @@ class AutoRecharger:
                 updated = replace(
                     account,
                     auto_recharge=replace(account.auto_recharge, enabled=False),
-                    recharge=RechargeState(attempts=attempt, last_failure=reason),
+                    recharge=RechargeState(attempts=attempt, serial=serial, last_failure=reason),
                 )
                 events.append(
                     OutboxEvent(
@@ -140,6 +141,7 @@ class AutoRecharger:
                     recharge=replace(
                         account.recharge,
                         attempts=attempt,
+                        serial=serial,
                         next_attempt_at=next_at.isoformat(),
                         last_failure=reason,
                     ),
@@ -151,8 +153,8 @@ class AutoRecharger:
             change = ledger.Change(updated, (), ())
             try:
                 await self._repo.commit(current.etag, change, inserts=events)
-            except ConcurrencyConflict:
-                continue
+            except (ConcurrencyConflict, DuplicateRecord):
+                continue  # reload: another instance may have recorded this failure
             logger.warning(
                 "auto-recharge attempt %d of %d failed for tenant %s: %s",
                 attempt,

@@ -59,6 +59,10 @@ class RechargeState:
     """Key of the crossing that awaits a recharge ("" when none): set in the same transaction
     as the debit that crossed the trigger, cleared by the booking of its recharge."""
     attempts: int = 0
+    """Failures in a row since the last success or clearing; drives back-off and disabling."""
+    serial: int = 0
+    """Recharge orders for this crossing that have failed, never reset: the next order's key
+    ends in serial + 1, so clearing failures can never reuse the key of a failed order."""
     next_attempt_at: str = ""
     """ISO 8601 time before which a failed recharge is not tried again."""
     last_failure: str = ""

@@ -333,3 +333,33 @@ async def test_expiry_forfeits_once_at_the_right_time(instances, clock):
     assert [e.amount_minor for e in entries if e.kind == EntryKind.EXPIRY] == [-7_500]
     kinds = [e.kind for e in await one.repo.outbox(TENANT)]
     assert kinds.count(EventKind.FUNDS_EXPIRED) == 1 and kinds.count(EventKind.FUNDS_EXPIRING) == 2
+
+
+async def test_a_new_method_after_a_failure_is_tried_with_a_new_key(instances, clock):
+    """Clearing the failure state must not reuse the failed attempt's key (found in review:
+    the order with that key exists with the old card, so the new card was never charged)."""
+    one, _ = instances
+    auto = AutoRecharge(
+        enabled=True, recharge_with_minor=10_000, trigger_minor=5_000, method_id="card-1"
+    )
+    await _fund(one, clock, 0, number=DECLINED, auto=auto)
+    account = await one.repo.get_account(TENANT)
+    await one.repo.save_account(account, replace(account.value, agreements=("EA-1",)))
+    ea = PaymentMethod(MethodKind.AGREEMENT, agreement_number="EA-1")
+    await one.orders.place(TENANT, "ea", Money(6_000, "USD"), ea, actor="alex")
+    await one.charger.charge(TENANT, [Row("x", 2_000)], source="csv")
+    assert (await one.recharger.run(TENANT)).status == "failed"
+
+    # The admin switches auto-recharge to the agreement, which clears the failure state.
+    current = await one.repo.get_account(TENANT)
+    cleared = replace(
+        current.value,
+        auto_recharge=replace(current.value.auto_recharge, method_id="agreement:EA-1"),
+        recharge=replace(current.value.recharge, attempts=0, next_attempt_at="", last_failure=""),
+    )
+    await one.repo.save_account(current, cleared)
+    result = await one.recharger.run(TENANT)
+    assert result.status == "succeeded"
+    account, _, entries = await _books(one.repo)
+    assert [e.amount_minor for e in entries if e.kind == EntryKind.RECHARGE] == [10_000]
+    assert account.recharge.due_key == ""
