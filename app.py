@@ -21,41 +21,43 @@ from aiohttp import web
 from azure.core.exceptions import AzureError
 from azure.core.pipeline import PipelineRequest
 from botbuilder.core import ConversationState, UserState
-from credits.sandbox_gateway import SandboxGateway
 from jwt import PyJWTError
-from storage.audit import AuditLog
-from storage.bot_state import TableBotStorage
-from storage.sandbox_records import TableSandboxRecords
 
 from bot.activity_handler import CreditsBot
 from bot.adapter import AdapterWithErrorHandler
 from bot.i18n import Localizer
-from bot.turn import tenant_id_of
 from bot.settings import Settings, SettingsError
+from bot.turn import tenant_id_of
 from cards import CardRenderer
 from credits.access import AdminCheck
 from credits.accounts import AccountService, no_seed
 from credits.auto_recharge import AutoRecharger
+from credits.demo import demo_seeder
 from credits.directory import Directory, DirectoryError
 from credits.expiry import ExpiryJob
 from credits.graph_directory import GraphDirectory, MsalTokenProvider
 from credits.jobs import Job, JobRunner
 from credits.licence_service import LicenceService
-from credits.demo import demo_seeder
 from credits.money import Money
 from credits.orders import OrderService
 from credits.payments import PaymentError
 from credits.repository import ConcurrencyConflict
+from credits.sandbox_gateway import SandboxGateway
 from dialogs.add_funds import CONFIRM, AddFundsDialog
+from dialogs.auto_recharge import CONFIRM as AUTO_RECHARGE_CONFIRM
+from dialogs.auto_recharge import AutoRechargeDialog
 from dialogs.commands import Command, CommandParser
 from dialogs.language import LanguageDialog, LanguagePreference
 from dialogs.licences import LicencesDialog
 from dialogs.main_dialog import MainDialog
 from dialogs.status import StatusReply
+from storage.audit import AuditLog
+from storage.bot_state import TableBotStorage
 from storage.conversations import ConversationRepository
 from storage.credits_repository import TableCreditsRepository
 from storage.embedded_directory import EmbeddedDirectory, seed_demo_tenant
 from storage.leases import TableLeases
+from storage.sandbox_records import TableSandboxRecords
 from storage.tables import TableStore
 
 logger = logging.getLogger("ccbot")
@@ -169,6 +171,13 @@ def build_services(
         maximum=lambda currency: Money.from_decimal(settings.purchase_maximum, currency),
         clock=_utcnow,
     )
+    auto_recharge = AutoRechargeDialog(
+        accounts,
+        credits_repo,
+        cards,
+        minimum=lambda currency: Money.from_decimal(settings.purchase_minimum, currency),
+        maximum=lambda currency: Money.from_decimal(settings.purchase_maximum, currency),
+    )
     main_dialog = MainDialog(
         conversation_state.create_property("DialogState"),
         CommandParser.from_localizer(localizer),
@@ -176,11 +185,13 @@ def build_services(
         flows={
             Command.LANGUAGE: LanguageDialog(language, localizer, cards),
             Command.ADD_FUNDS: add_funds,
+            Command.AUTO_RECHARGE: auto_recharge,
             Command.LICENCES: LicencesDialog(licences, cards),
         },
         replies={Command.STATUS: StatusReply(accounts, cards)},
         orphan_submits={
-            CONFIRM: lambda tc, value: add_funds.replay_confirmation(tc, value.get("nonce"))
+            CONFIRM: lambda tc, value: add_funds.replay_confirmation(tc, value.get("nonce")),
+            AUTO_RECHARGE_CONFIRM: lambda tc, _value: auto_recharge.show_saved(tc),
         },
         authorize=_admins_only(admins),
     )

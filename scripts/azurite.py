@@ -17,9 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 AZURITE_TABLE = ROOT / "node_modules" / ".bin" / "azurite-table"
 # Azurite's documented development account; it is public and only valid against the emulator.
 DEV_ACCOUNT = "devstoreaccount1"
-DEV_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def die_with_parent() -> None:
@@ -65,8 +63,10 @@ class Azurite:
             raise FileNotFoundError(f"{AZURITE_TABLE} is missing: run `npm ci` (make does)")
         args = [
             str(AZURITE_TABLE),
-            "--tableHost", "127.0.0.1",
-            "--tablePort", str(self.port),
+            "--tableHost",
+            "127.0.0.1",
+            "--tablePort",
+            str(self.port),
             "--silent",
             "--disableTelemetry",
             "--skipApiVersionCheck",
