@@ -13,7 +13,7 @@ import logging
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -28,6 +28,7 @@ from bot.adapter import AdapterWithErrorHandler
 from bot.i18n import Localizer
 from bot.settings import Settings, SettingsError
 from bot.turn import tenant_id_of
+from bot.usage_api import usage_handler
 from cards import CardRenderer
 from credits.access import AdminCheck
 from credits.accounts import AccountService, no_seed
@@ -43,6 +44,8 @@ from credits.orders import OrderService
 from credits.payments import PaymentError
 from credits.repository import ConcurrencyConflict
 from credits.sandbox_gateway import SandboxGateway
+from credits.usage_charging import UsageCharger
+from credits.usage_import import UsageImporter
 from dialogs.add_funds import CONFIRM, AddFundsDialog
 from dialogs.auto_recharge import CONFIRM as AUTO_RECHARGE_CONFIRM
 from dialogs.auto_recharge import AutoRechargeDialog
@@ -51,6 +54,7 @@ from dialogs.language import LanguageDialog, LanguagePreference
 from dialogs.licences import LicencesDialog
 from dialogs.main_dialog import MainDialog
 from dialogs.status import StatusReply
+from dialogs.usage import UsageChat
 from storage.audit import AuditLog
 from storage.bot_state import TableBotStorage
 from storage.conversations import ConversationRepository
@@ -83,6 +87,7 @@ class Services:
     directory: Directory
     jobs: JobRunner
     job_list: tuple[Job, ...]
+    usage_upload: Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -110,6 +115,7 @@ def create_app(
     app.cleanup_ctx.append(_background_jobs)
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/api/tenants/{tenant}/usage", usage_upload)
     return app
 
 
@@ -136,6 +142,33 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
+@dataclass(frozen=True)
+class Credits:
+    """The credits domain wired to its stores: shared by the service and the command line."""
+
+    repository: TableCreditsRepository
+    accounts: AccountService
+    orders: OrderService
+    recharger: AutoRecharger
+    importer: UsageImporter
+
+
+def build_credits(settings: Settings, store: TableStore) -> Credits:
+    gateway = SandboxGateway(TableSandboxRecords(store.table(store.names.sandbox_payments)))
+    repository = TableCreditsRepository(store.table(store.names.credits))
+    accounts = AccountService(
+        repository,
+        gateway,
+        default_currency=settings.default_currency,
+        # Local mode seeds every new tenant with a test card and two EA numbers for the demo.
+        seeder=demo_seeder(gateway) if settings.dangerously_allow_unauthenticated else no_seed,
+    )
+    orders = OrderService(repository, gateway, clock=_utcnow)
+    recharger = AutoRecharger(repository, orders, clock=_utcnow)
+    importer = UsageImporter(accounts, UsageCharger(repository, clock=_utcnow), recharger)
+    return Credits(repository, accounts, orders, recharger, importer)
+
+
 def build_services(
     settings: Settings, store: TableStore, graph: Directory | None = None
 ) -> Services:
@@ -146,16 +179,9 @@ def build_services(
     cards = CardRenderer()
     language = LanguagePreference(user_state.create_property("Language"))
 
-    gateway = SandboxGateway(TableSandboxRecords(store.table(store.names.sandbox_payments)))
-    credits_repo = TableCreditsRepository(store.table(store.names.credits))
-    accounts = AccountService(
-        credits_repo,
-        gateway,
-        default_currency=settings.default_currency,
-        # Local mode seeds every new tenant with a test card and two EA numbers for the demo.
-        seeder=demo_seeder(gateway) if settings.dangerously_allow_unauthenticated else no_seed,
-    )
-    orders = OrderService(credits_repo, gateway, clock=_utcnow)
+    credits = build_credits(settings, store)
+    credits_repo, accounts, orders = credits.repository, credits.accounts, credits.orders
+    recharger, importer = credits.recharger, credits.importer
     directory: Directory = graph or DemoSeededDirectory(EmbeddedDirectory.on(store))
     admins = AdminCheck(
         directory, ttl=timedelta(seconds=settings.role_cache_seconds), clock=_utcnow
@@ -178,6 +204,11 @@ def build_services(
         minimum=lambda currency: Money.from_decimal(settings.purchase_minimum, currency),
         maximum=lambda currency: Money.from_decimal(settings.purchase_maximum, currency),
     )
+    usage = UsageChat(
+        lambda tenant, body, origin: importer.import_file(tenant, body, origin=origin),
+        cards,
+        download_hosts=settings.usage_download_hosts,
+    )
     main_dialog = MainDialog(
         conversation_state.create_property("DialogState"),
         CommandParser.from_localizer(localizer),
@@ -188,12 +219,13 @@ def build_services(
             Command.AUTO_RECHARGE: auto_recharge,
             Command.LICENCES: LicencesDialog(licences, cards),
         },
-        replies={Command.STATUS: StatusReply(accounts, cards)},
+        replies={Command.STATUS: StatusReply(accounts, cards), Command.USAGE: usage},
         orphan_submits={
             CONFIRM: lambda tc, value: add_funds.replay_confirmation(tc, value.get("nonce")),
             AUTO_RECHARGE_CONFIRM: lambda tc, _value: auto_recharge.show_saved(tc),
         },
         authorize=_admins_only(admins),
+        on_file=usage.on_file,
     )
     bot = CreditsBot(
         conversation_state=conversation_state,
@@ -205,7 +237,6 @@ def build_services(
         conversations=ConversationRepository(store.table(store.names.conversations)),
     )
     adapter = AdapterWithErrorHandler(settings, conversation_state, localizer)
-    recharger = AutoRecharger(credits_repo, orders, clock=_utcnow)
     expiry = ExpiryJob(credits_repo, clock=_utcnow)
     job_list = (
         Job(
@@ -232,6 +263,10 @@ def build_services(
         directory=directory,
         jobs=jobs,
         job_list=job_list,
+        usage_upload=usage_handler(
+            settings.usage_api_secret,
+            lambda tenant, body, origin: importer.import_file(tenant, body, origin=origin),
+        ),
     )
 
 
@@ -319,6 +354,10 @@ async def messages(request: web.Request) -> web.StreamResponse:
         # A token that does not even parse; botbuilder lets PyJWT's error escape as a 500.
         raise web.HTTPUnauthorized() from error
     return response or web.Response(status=201)
+
+
+async def usage_upload(request: web.Request) -> web.StreamResponse:
+    return await request.app[SERVICES].usage_upload(request)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -85,6 +85,14 @@ class Settings:
     role_cache_seconds: int = 300
     """`ROLE_CACHE_SECONDS`: how long a user's admin roles are trusted before asking again."""
 
+    usage_api_secret: str = ""
+    """`USAGE_API_SECRET`: enables `POST /api/tenants/{tenant}/usage`; each tenant's key is
+    derived from it (`python -m credits.usage key --tenant ID` prints one). Empty: disabled."""
+
+    usage_download_hosts: tuple[str, ...] = ("sharepoint.com",)
+    """`USAGE_DOWNLOAD_HOSTS`: hosts (and their subdomains) a file sent in chat is fetched from;
+    comma-separated. Teams keeps chat files in SharePoint."""
+
     log_level: str = "INFO"
     """`LOG_LEVEL`: DEBUG, INFO, WARNING or ERROR."""
 
@@ -147,6 +155,12 @@ class Settings:
             graph_client_secret=values.get("GRAPH_CLIENT_SECRET")
             or values.get("MicrosoftAppPassword", ""),
             role_cache_seconds=_seconds("ROLE_CACHE_SECONDS", text("ROLE_CACHE_SECONDS", "300")),
+            usage_api_secret=_secret("USAGE_API_SECRET", values.get("USAGE_API_SECRET", "")),
+            usage_download_hosts=tuple(
+                h.strip().lower()
+                for h in (text("USAGE_DOWNLOAD_HOSTS") or "sharepoint.com").split(",")
+                if h.strip()
+            ),
         )
         settings.validate()
         return settings
@@ -211,6 +225,12 @@ def _boolean(name: str, raw: str) -> bool:
     if value in _FALSE:
         return False
     raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def _secret(name: str, raw: str) -> str:
+    if raw and len(raw) < 32:
+        raise SettingsError(f"{name} must be at least 32 characters (a random secret)")
+    return raw
 
 
 def _is_true(raw: str) -> bool:

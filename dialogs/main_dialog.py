@@ -13,10 +13,12 @@ from typing import Any
 
 from botbuilder.core import MessageFactory, StatePropertyAccessor, TurnContext
 from botbuilder.dialogs import Dialog, DialogSet, DialogTurnStatus
+from botbuilder.schema import Attachment
 
 from bot.turn import translator_of
 from cards import CardRenderer
 from dialogs.commands import Command, CommandParser, ParsedCommand
+from dialogs.usage import file_attachment
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ COMING_SOON = frozenset(
 Reply = Callable[[TurnContext, ParsedCommand], Awaitable[None]]
 # Handles a card form submitted after its flow ended (a second press, a restart).
 OrphanSubmit = Callable[[TurnContext, dict[str, Any]], Awaitable[None]]
+# A file the admin sent in the chat (Teams' file download info attachment).
+OnFile = Callable[[TurnContext, Attachment], Awaitable[None]]
 # Whether the sender may do anything beyond `help`: None when allowed, else the id of the
 # message that explains why not.
 Authorize = Callable[[TurnContext], Awaitable[str | None]]
@@ -55,6 +59,7 @@ class MainDialog:
         replies: dict[Command, Reply] | None = None,
         orphan_submits: dict[str, OrphanSubmit] | None = None,
         authorize: Authorize = allow_everyone,
+        on_file: OnFile | None = None,
     ) -> None:
         self._parser = parser
         self._cards = cards
@@ -62,6 +67,7 @@ class MainDialog:
         self._replies = replies or {}
         self._orphan_submits = orphan_submits or {}
         self._authorize = authorize
+        self._on_file = on_file
         self._dialogs = DialogSet(dialog_state)
         for dialog in flows.values():
             self._dialogs.add(dialog)
@@ -77,6 +83,12 @@ class MainDialog:
                 await dc.cancel_all_dialogs()
                 await turn_context.send_activity(translator_of(turn_context)(refusal))
                 return
+
+        attachment = file_attachment(turn_context) if self._on_file is not None else None
+        if command is None and attachment is not None:
+            await dc.cancel_all_dialogs()
+            await self._on_file(turn_context, attachment)
+            return
 
         if command is None:
             if dc.active_dialog is not None:

@@ -58,7 +58,18 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
             "good": False,
         },
     ]
+    usage_facts = [
+        {"title": t("usage.rows_read"), "value": "1,000,000"},
+        {"title": t("usage.charged"), "value": "12,345"},
+        {"title": t("usage.already_charged"), "value": "10"},
+        {"title": t("usage.skipped.not_communications_credits"), "value": "987,645"},
+        {"title": t("usage.debited"), "value": "$1,234.56"},
+        {"title": t("usage.balance_after"), "value": "$0.00"},
+    ]
     return [
+        ("usage", {}),
+        ("usage_report", {"facts": usage_facts, "uncovered": t("usage.uncovered", count=3)}),
+        ("usage_report", {"facts": usage_facts, "uncovered": ""}),
         (
             "licences",
             {**licences, "users": users, "has_previous": False, "has_next": True, "message": ""},

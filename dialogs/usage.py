@@ -1,0 +1,150 @@
+"""Usage in chat: `usage` explains how to import; a file sent in the personal chat is imported.
+
+Teams delivers a file sent to a bot as an attachment of type
+`application/vnd.microsoft.teams.file.download.info` whose `downloadUrl` is a short-lived,
+pre-authenticated link. Only links to the configured hosts (SharePoint, where Teams keeps chat
+files) are followed, so a forged attachment cannot make the bot fetch anything else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+import aiohttp
+from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.schema import Attachment
+
+from bot.i18n import Translator
+from bot.turn import tenant_id_of, translator_of
+from cards import CardRenderer
+from credits.money import Money
+from credits.usage import UsageFormatError
+from credits.usage_import import ImportReport
+from dialogs.commands import ParsedCommand
+
+logger = logging.getLogger(__name__)
+
+FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info"
+MAX_FILE_BYTES = 1 << 30
+SPOOL_IN_MEMORY = 1 << 20
+
+Importer = Callable[[str, BinaryIO, str], Awaitable[ImportReport]]
+
+
+def file_attachment(turn_context: TurnContext) -> Attachment | None:
+    for attachment in turn_context.activity.attachments or []:
+        if attachment.content_type == FILE_DOWNLOAD_INFO:
+            return attachment
+    return None
+
+
+class UsageChat:
+    def __init__(
+        self,
+        importer: Importer,
+        cards: CardRenderer,
+        *,
+        download_hosts: tuple[str, ...],
+        session_factory: Callable[[], aiohttp.ClientSession] = aiohttp.ClientSession,
+    ) -> None:
+        self._importer = importer
+        self._cards = cards
+        self._hosts = download_hosts
+        self._session_factory = session_factory
+
+    async def __call__(self, turn_context: TurnContext, _parsed: ParsedCommand) -> None:
+        t = translator_of(turn_context)
+        await turn_context.send_activity(
+            MessageFactory.attachment(self._cards.attachment("usage", t))
+        )
+
+    async def on_file(self, turn_context: TurnContext, attachment: Attachment) -> None:
+        t = translator_of(turn_context)
+        content = attachment.content if isinstance(attachment.content, dict) else {}
+        url = content.get("downloadUrl")
+        if not isinstance(url, str) or not self._allowed(url):
+            logger.warning("file attachment with a download link outside the allowed hosts")
+            await turn_context.send_activity(t("usage.bad_link"))
+            return
+        await turn_context.send_activity(t("usage.importing", name=attachment.name or ""))
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as body:
+            try:
+                await self._download(url, body)
+            except (aiohttp.ClientError, TimeoutError, _TooLarge):
+                logger.warning("could not download a usage file", exc_info=True)
+                await turn_context.send_activity(t("usage.download_failed"))
+                return
+            body.seek(0)
+            try:
+                report = await self._importer(tenant_id_of(turn_context.activity), body, "chat")
+            except UsageFormatError as error:
+                await turn_context.send_activity(
+                    t(f"usage.problem.{error.problem.value}", columns=", ".join(error.columns))
+                )
+                return
+        await turn_context.send_activity(MessageFactory.attachment(self.report_card(t, report)))
+
+    def report_card(self, t: Translator, report: ImportReport) -> Attachment:
+        def money(minor: int) -> str:
+            return t.money(Money(minor, report.currency).to_decimal(), report.currency)
+
+        skipped = [
+            {"title": t(f"usage.skipped.{reason}"), "value": t.number(count)}
+            for reason, count in sorted(report.skipped.items())
+        ]
+        return self._cards.attachment(
+            "usage_report",
+            t,
+            facts=[
+                {"title": t("usage.rows_read"), "value": t.number(report.rows_read)},
+                {"title": t("usage.charged"), "value": t.number(report.charged)},
+                {"title": t("usage.already_charged"), "value": t.number(report.already_charged)},
+                *skipped,
+                {"title": t("usage.debited"), "value": money(report.debited_minor)},
+                {"title": t("usage.balance_after"), "value": money(report.balance_after_minor)},
+            ],
+            uncovered=t("usage.uncovered", count=report.uncovered) if report.uncovered else "",
+        )
+
+    def _allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if not host:
+            return False
+        listed = any(host == h or host.endswith("." + h) for h in self._hosts)
+        if parts.scheme == "https":
+            return listed
+        # Plain http only to a listed loopback address: the tests' stand-in for SharePoint.
+        return parts.scheme == "http" and listed and _is_loopback(host)
+
+    async def _download(self, url: str, body: BinaryIO) -> None:
+        timeout = aiohttp.ClientTimeout(total=300)
+        async with (
+            self._session_factory() as session,
+            session.get(url, timeout=timeout, allow_redirects=False) as response,
+        ):
+            response.raise_for_status()
+            size = 0
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > MAX_FILE_BYTES:
+                    raise _TooLarge
+                body.write(chunk)
+
+
+class _TooLarge(Exception):
+    """The download is larger than any usage export should be."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
