@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Rounded,
+)
 from enum import StrEnum
 
 from babel import Locale
@@ -19,6 +28,17 @@ from babel.numbers import (
     get_currency_symbol,
     get_decimal_symbol,
     get_group_symbol,
+)
+
+
+# Every Decimal operation on money runs in this context, never the ambient one: a dependency
+# (recognizers-text, pulled in by botbuilder-dialogs) sets the process's precision to 15 when it
+# is imported, which would silently round 16-digit amounts. Inexact and Rounded are traps:
+# money arithmetic is exact or it fails loudly.
+MONEY_CONTEXT = Context(
+    prec=60,
+    rounding=ROUND_HALF_EVEN,
+    traps=[InvalidOperation, DivisionByZero, Overflow, Inexact, Rounded],
 )
 
 
@@ -54,13 +74,13 @@ class Money:
     @classmethod
     def from_decimal(cls, amount: Decimal, currency: str) -> Money:
         exponent = currency_exponent(currency)
-        scaled = amount.scaleb(exponent)
-        if scaled != scaled.to_integral_value():
+        scaled = MONEY_CONTEXT.scaleb(amount, exponent)
+        if scaled != scaled.to_integral_value(context=MONEY_CONTEXT):
             raise InvalidAmount(AmountProblem.TOO_MANY_DECIMALS)
         return cls(int(scaled), currency)
 
     def to_decimal(self) -> Decimal:
-        return Decimal(self.minor).scaleb(-currency_exponent(self.currency))
+        return MONEY_CONTEXT.scaleb(Decimal(self.minor), -currency_exponent(self.currency))
 
     def _same(self, other: Money) -> None:
         if other.currency != self.currency:

@@ -70,7 +70,7 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import IO, Any, BinaryIO
 
-from credits.money import Money, currency_exponent
+from credits.money import MONEY_CONTEXT, Money, currency_exponent
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ _GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}
 _INTEGER = re.compile(r"\d{1,9}", re.ASCII)
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,7})?(?:Z|[+-]\d\d:\d\d)", re.ASCII)
-_MAX_AMOUNT = Decimal(10) ** 14
+_MAX_AMOUNT = Decimal("1E+14")
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ class UsageRow:
     @property
     def amount(self) -> Decimal:
         """What the call cost: the charge plus the connection fee."""
-        return self.charge + self.connection_fee
+        return MONEY_CONTEXT.add(self.charge, self.connection_fee)
 
     def amount_minor(self) -> int:
         """The amount in the currency's minor units (cents; yen). Exact: parsing refused any
@@ -281,7 +281,7 @@ class ParseReport:
 
     def _accept(self, row: UsageRow) -> None:
         self.eligible += 1
-        self.total_eligible += row.amount
+        self.total_eligible = MONEY_CONTEXT.add(self.total_eligible, row.amount)
 
 
 class _Account:
@@ -296,7 +296,7 @@ class _Account:
         # Decimals allowed: numeric(16,2), and no finer than the currency's minor unit (0 for
         # JPY). Trailing zeros beyond them are harmless ("0.10", "12.00" yen).
         places = min(2, currency_exponent(self.currency))
-        self.quantum = Decimal(1).scaleb(-places)
+        self.quantum = MONEY_CONTEXT.scaleb(Decimal(1), -places)
         fraction = rf"\.\d{{1,{places}}}0{{0,14}}" if places else r"\.0{1,16}"
         # The value rule of `_amount_value` as a pattern, so that the common case (text from
         # the CSV) costs one match and one Decimal; the tests hold the two to the same answers.
@@ -344,7 +344,7 @@ def _amount_value(value: Decimal, account: _Account) -> Decimal:
     if not value.is_finite() or value < 0 or value >= _MAX_AMOUNT:
         raise _Malformed("amount out of range")
     try:
-        remainder = value % account.quantum
+        remainder = MONEY_CONTEXT.remainder(value, account.quantum)
     except InvalidOperation as error:
         raise _Malformed("amount out of range") from error
     if remainder:

@@ -75,3 +75,38 @@ def test_money_never_mixes_currencies():
         Money(1, "USD") + Money(1, "EUR")
     with pytest.raises(TypeError):
         Money(1.5, "USD")  # type: ignore[arg-type]
+
+
+def test_money_ignores_the_ambient_decimal_precision():
+    """recognizers-text (a botbuilder-dialogs dependency) sets the process-wide precision to 15
+    at import; 16-digit amounts must still come out exact (this failed before MONEY_CONTEXT)."""
+    import decimal
+
+    from credits.usage import ParseReport, iter_csv_rows
+    from tests.test_usage_api import COLUMNS
+
+    with decimal.localcontext() as ambient:
+        ambient.prec = 5
+        assert Money.from_decimal(Decimal("99999999999999.99"), "USD").minor == 9999999999999999
+        assert Money(9999999999999999, "USD").to_decimal() == Decimal("99999999999999.99")
+        assert parse_amount("99999999999999.99", "USD", "en-US").minor == 9999999999999999
+        header = ",".join(f'"{c}"' for c in COLUMNS)
+        row = [""] * len(COLUMNS)
+        values = {
+            "UsageId": "0b3c6a4e-3c1f-4b7a-9a0e-2f6d1c7e8a11",
+            "Start Time": "2026-11-01T10:00:00Z",
+            "Duration Seconds": "60",
+            "Connection Fee": "0.01",
+            "Charge": "99999999999999.98",
+            "Currency": "USD",
+            "Capability": "MCOPSTNPP",
+        }
+        for name, value in values.items():
+            row[COLUMNS.index(name)] = value
+        data = (header + "\r\n" + ",".join(row) + "\r\n").encode()
+        import io
+
+        report = ParseReport()
+        [parsed] = list(iter_csv_rows(io.BytesIO(data), account_currency="USD", report=report))
+        assert parsed.amount_minor() == 9999999999999999
+        assert report.total_eligible == Decimal("99999999999999.99")
