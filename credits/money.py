@@ -30,7 +30,6 @@ from babel.numbers import (
     get_group_symbol,
 )
 
-
 # Every Decimal operation on money runs in this context, never the ambient one: a dependency
 # (recognizers-text, pulled in by botbuilder-dialogs) sets the process's precision to 15 when it
 # is imported, which would silently round 16-digit amounts. Inexact and Rounded are traps:
