@@ -27,7 +27,12 @@ from credits.model import (
     RechargeState,
     UsageMarker,
 )
-from credits.repository import ConcurrencyConflict, CreditsRepository, DuplicateRecord
+from credits.repository import (
+    ConcurrencyConflict,
+    CreditsRepository,
+    DuplicateRecord,
+    Versioned,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,54 +83,78 @@ class UsageCharger:
         source: str,
     ) -> ChargeReport:
         report = ChargeReport()
+        known = _Known()
         batch: list[ChargeableRow] = []
         async for row in _aiter(rows):
             batch.append(row)
             if len(batch) >= BATCH_ROWS:
-                await self._charge_batch(tenant_id, batch, source, report)
+                await self._charge_batch(tenant_id, batch, source, report, known)
                 batch = []
         if batch:
-            await self._charge_batch(tenant_id, batch, source, report)
+            await self._charge_batch(tenant_id, batch, source, report, known)
         account = await self._repo.get_account(tenant_id)
         report.balance_after_minor = account.value.balance_minor if account else 0
         return report
 
     async def _charge_batch(
-        self, tenant_id: str, rows: list[ChargeableRow], source: str, report: ChargeReport
+        self,
+        tenant_id: str,
+        rows: list[ChargeableRow],
+        source: str,
+        report: ChargeReport,
+        known: _Known,
     ) -> None:
         unique = list({row.usage_id: row for row in rows}.values())
         report.already_charged += len(rows) - len(unique)  # repeats inside the batch
         pending = unique
         for attempt in range(MAX_ATTEMPTS):
-            # Asked again on every attempt: a competing import may have charged some rows
-            # since the last one, and they must drop out before planning, all at once.
-            done = await self._repo.existing_usage(tenant_id, [row.usage_id for row in pending])
-            report.already_charged += len(done)
-            pending = [row for row in pending if row.usage_id not in done]
+            if attempt > 0:
+                # Asked only after a failed commit: new usage (the common case) costs no reads,
+                # and a competing import's rows drop out all at once before planning again.
+                done = await self._repo.existing_usage(tenant_id, [row.usage_id for row in pending])
+                report.already_charged += len(done)
+                pending = [row for row in pending if row.usage_id not in done]
             if not pending:
                 return
-            current = await self._repo.get_account(tenant_id)
-            if current is None:
-                raise LookupError(f"tenant {tenant_id} has no account")
-            lots = await self._repo.list_lots(tenant_id)
+            if attempt == 0 and known.account is not None:
+                current, lots = known.account, known.lots
+            else:
+                loaded = await self._repo.get_account(tenant_id)
+                if loaded is None:
+                    raise LookupError(f"tenant {tenant_id} has no account")
+                current, lots = loaded, await self._repo.list_lots(tenant_id)
             plan = plan_debit(current.value, lots, pending, source=source, at=self._clock())
             if plan.operations > MAX_OPERATIONS:
                 # Rows that each touch many small lots: commit in halves instead.
                 half = len(pending) // 2 or 1
-                await self._charge_batch(tenant_id, pending[:half], source, report)
-                await self._charge_batch(tenant_id, pending[half:], source, report)
+                await self._charge_batch(tenant_id, pending[:half], source, report, known)
+                await self._charge_batch(tenant_id, pending[half:], source, report, known)
                 return
             try:
-                await self._repo.commit(current.etag, plan.change, inserts=plan.inserts)
+                saved = await self._repo.commit(current.etag, plan.change, inserts=plan.inserts)
             except (ConcurrencyConflict, DuplicateRecord):
+                known.account = None
                 await self._sleep(random.uniform(0, 0.02 * 2 ** min(attempt, 5)))
                 continue
+            changed = {lot.lot_id: lot for lot in plan.change.lots}
+            known.account = saved
+            known.lots = [changed.get(lot.lot_id, lot) for lot in lots]
             report.charged += len(pending)
             report.uncovered += plan.uncovered_rows
             report.debited_minor += plan.debited_minor
             report.events += [event.event_id for event in plan.events]
             return
         raise ConcurrencyConflict(f"usage batch for {tenant_id} kept conflicting")
+
+
+@dataclass
+class _Known:
+    """The account and lots as this import's last commit left them, so the next batch plans on
+    them without reading again; another writer in between fails the ETag and forces a reload.
+    One per import: never shared between imports, whose tenants may differ."""
+
+    account: Versioned[Account] | None = None
+    lots: list[Lot] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -200,3 +200,37 @@ async def test_stray_input_keeps_the_licences_card_waiting(client, connector):
     await chat.say("wait")
     await chat.submit({**submit_data(confirm, "licences_confirm"), "action": "confirm"})
     assert EN("licences.outcome.assigned") in card_texts(chat.last_card())
+
+
+async def test_seats_running_out_mid_way_through_the_app(client, connector, settings):
+    """Assign to all eligible with two seats left: a result per user, two assigned."""
+    from azure.data.tables import UpdateMode
+
+    from credits.licences import COMMUNICATIONS_CREDITS_SKU_ID
+    from storage.keys import escape_key
+    from storage.tables import TableStore
+    from tests import activities
+
+    chat = Chat(client, connector)
+    card = await _list(chat)  # seeds the demo directory
+    store = TableStore.from_settings(
+        connection_string=settings.storage_connection_string,
+        account_url="",
+        prefix=settings.table_prefix,
+    )
+    try:
+        table = store.table(store.names.directory)
+        sku = await table.get_entity(
+            escape_key(activities.TENANT), "sku-" + escape_key(COMMUNICATIONS_CREDITS_SKU_ID)
+        )
+        sku["Enabled"] = int(sku["Consumed"]) + 2
+        await table.update_entity(sku, mode=UpdateMode.MERGE)
+    finally:
+        await store.close()
+    await chat.submit({**submit_data(card, "licences"), "action": "assign_all_eligible"})
+    confirm = chat.last_card()
+    assert EN("licences.seats_short") in card_texts(confirm)
+    await chat.submit({**submit_data(confirm, "licences_confirm"), "action": "confirm"})
+    result = card_texts(chat.last_card())
+    assert result.count(EN("licences.outcome.assigned")) == 2
+    assert result.count(EN("licences.outcome.no_seats")) >= 1
