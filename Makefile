@@ -39,6 +39,8 @@ bench: deps
 	$(PY) -m scripts.bench_help
 	$(PY) -m scripts.bench_place_order
 	$(PY) -m scripts.bench_licences
+	$(PY) -m scripts.bench_usage_parse
+	$(PY) -m scripts.bench_usage_import
 
 lint: deps
 	$(PY) -m ruff check .
