@@ -1,4 +1,4 @@
-# The service image. Build: `docker build -t ccbot .` or `az acr build` (docs/deploy.md).
+# The service image. Build: `docker build -t ccbot .` or `az acr build` (README, "Deploy to Azure").
 # Runs as an unprivileged user, listens on $PORT (3978) on all interfaces, answers /healthz.
 
 # Wheels are built where a compiler is at hand, should a pinned package ever come as source

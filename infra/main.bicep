@@ -1,6 +1,6 @@
 // Communications Credits bot on Azure: one Linux App Service running the container, an Azure
 // Bot registration with the Teams channel, and a Storage account the service reaches with its
-// managed identity (no keys). Deploy with `az deployment group create` (docs/deploy.md).
+// managed identity (no keys). Deploy with `az deployment group create` (README, "Deploy to Azure").
 //
 // infra/main.json is the same template in ARM JSON, for deployments without the Bicep CLI;
 // keep the two in step (tests/infra checks that they declare the same parameters, resources
