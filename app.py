@@ -37,15 +37,18 @@ from credits.demo import demo_seeder
 from credits.directory import Directory, DirectoryError
 from credits.expiry import ExpiryJob
 from credits.graph_directory import GraphDirectory, MsalTokenProvider
+from credits.graph_usage import GraphPstnCalls, GraphUsageError
 from credits.jobs import Job, JobRunner
 from credits.licence_service import LicenceService
 from credits.money import Money
 from credits.orders import OrderService
 from credits.payments import PaymentError
+from credits.recommendation import FundingAdvisor
 from credits.repository import ConcurrencyConflict
 from credits.sandbox_gateway import SandboxGateway
+from credits.usage import UsageFormatError
 from credits.usage_charging import UsageCharger
-from credits.usage_import import UsageImporter
+from credits.usage_import import GraphUsageSync, UsageImporter
 from dialogs.add_funds import CONFIRM, AddFundsDialog
 from dialogs.auto_recharge import CONFIRM as AUTO_RECHARGE_CONFIRM
 from dialogs.auto_recharge import AutoRechargeDialog
@@ -71,6 +74,7 @@ ORDER_RECOVERY_AGE = timedelta(minutes=2)
 ORDER_RECOVERY_INTERVAL = timedelta(minutes=1)
 RECHARGE_INTERVAL = timedelta(minutes=1)
 EXPIRY_INTERVAL = timedelta(hours=1)
+USAGE_SYNC_INTERVAL = timedelta(hours=6)
 # Bot Framework activities are small; a megabyte is generous and bounds what a caller can send.
 MAX_REQUEST_BYTES = 1024 * 1024
 
@@ -128,17 +132,21 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         request_hook=app[REQUEST_HOOK],
     )
     directory: GraphDirectory | None = None
+    pstn_calls: GraphPstnCalls | None = None
     try:
         await store.create_tables()
-        if app[DIRECTORY] is None and settings.directory == "graph":
-            directory = GraphDirectory(
-                None, MsalTokenProvider(settings.graph_client_id, settings.graph_client_secret)
-            )
-        app[SERVICES] = build_services(settings, store, app[DIRECTORY] or directory)
+        if settings.directory == "graph":
+            # One app registration serves Graph for users, licences and call records.
+            tokens = MsalTokenProvider(settings.graph_client_id, settings.graph_client_secret)
+            pstn_calls = GraphPstnCalls(None, tokens)
+            if app[DIRECTORY] is None:
+                directory = GraphDirectory(None, tokens)
+        app[SERVICES] = build_services(settings, store, app[DIRECTORY] or directory, pstn_calls)
         yield
     finally:
-        if directory is not None:
-            await directory.close()
+        for client in (directory, pstn_calls):
+            if client is not None:
+                await client.close()
         await store.close()
 
 
@@ -170,7 +178,10 @@ def build_credits(settings: Settings, store: TableStore) -> Credits:
 
 
 def build_services(
-    settings: Settings, store: TableStore, graph: Directory | None = None
+    settings: Settings,
+    store: TableStore,
+    graph: Directory | None = None,
+    pstn_calls: GraphPstnCalls | None = None,
 ) -> Services:
     bot_storage = TableBotStorage(store.table(store.names.bot_state))
     conversation_state = ConversationState(bot_storage)
@@ -204,10 +215,20 @@ def build_services(
         minimum=lambda currency: Money.from_decimal(settings.purchase_minimum, currency),
         maximum=lambda currency: Money.from_decimal(settings.purchase_maximum, currency),
     )
+    advisor = FundingAdvisor(
+        credits_repo,
+        today=lambda: _utcnow().date(),
+        lead_days=settings.recharge_lead_days,
+        minimum_minor=lambda currency: (
+            Money.from_decimal(settings.purchase_minimum, currency).minor
+        ),
+        licensed_users=licences.licensed_count,
+    )
     usage = UsageChat(
         lambda tenant, body, origin: importer.import_file(tenant, body, origin=origin),
         cards,
         download_hosts=settings.usage_download_hosts,
+        advisor=advisor,
     )
     main_dialog = MainDialog(
         conversation_state.create_property("DialogState"),
@@ -219,7 +240,7 @@ def build_services(
             Command.AUTO_RECHARGE: auto_recharge,
             Command.LICENCES: LicencesDialog(licences, cards),
         },
-        replies={Command.STATUS: StatusReply(accounts, cards), Command.USAGE: usage},
+        replies={Command.STATUS: StatusReply(accounts, cards, advisor), Command.USAGE: usage},
         orphan_submits={
             CONFIRM: lambda tc, value: add_funds.replay_confirmation(tc, value.get("nonce")),
             AUTO_RECHARGE_CONFIRM: lambda tc, _value: auto_recharge.show_saved(tc),
@@ -247,12 +268,28 @@ def build_services(
         Job("auto-recharge", RECHARGE_INTERVAL, recharger.run),
         Job("expiry", EXPIRY_INTERVAL, expiry.run),
     )
+    if pstn_calls is not None:
+        sync = GraphUsageSync(
+            accounts,
+            UsageCharger(credits_repo, clock=_utcnow),
+            recharger,
+            pstn_calls,
+            clock=_utcnow,
+        )
+        job_list += (Job("usage-sync", USAGE_SYNC_INTERVAL, sync.run),)
     jobs = JobRunner(
         job_list,
         TableLeases(store.table(store.names.leases)),
         credits_repo.tenants_with_accounts,
         owner=f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
-        errors=(AzureError, PaymentError, ConcurrencyConflict, DirectoryError),
+        errors=(
+            AzureError,
+            PaymentError,
+            ConcurrencyConflict,
+            DirectoryError,
+            GraphUsageError,
+            UsageFormatError,
+        ),
     )
     return Services(
         store=store,

@@ -85,6 +85,9 @@ class Settings:
     role_cache_seconds: int = 300
     """`ROLE_CACHE_SECONDS`: how long a user's admin roles are trusted before asking again."""
 
+    recharge_lead_days: int = 7
+    """`RECHARGE_LEAD_DAYS`: days of a busy day's spend the recommended trigger covers."""
+
     usage_api_secret: str = ""
     """`USAGE_API_SECRET`: enables `POST /api/tenants/{tenant}/usage`; each tenant's key is
     derived from it (`python -m credits.usage key --tenant ID` prints one). Empty: disabled."""
@@ -155,6 +158,7 @@ class Settings:
             graph_client_secret=values.get("GRAPH_CLIENT_SECRET")
             or values.get("MicrosoftAppPassword", ""),
             role_cache_seconds=_seconds("ROLE_CACHE_SECONDS", text("ROLE_CACHE_SECONDS", "300")),
+            recharge_lead_days=_days("RECHARGE_LEAD_DAYS", text("RECHARGE_LEAD_DAYS", "7")),
             usage_api_secret=_secret("USAGE_API_SECRET", values.get("USAGE_API_SECRET", "")),
             usage_download_hosts=tuple(
                 h.strip().lower()
@@ -225,6 +229,12 @@ def _boolean(name: str, raw: str) -> bool:
     if value in _FALSE:
         return False
     raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def _days(name: str, raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 90:
+        raise SettingsError(f"{name} must be a number of days from 1 to 90, not {raw!r}")
+    return int(raw)
 
 
 def _secret(name: str, raw: str) -> str:

@@ -96,6 +96,11 @@ class LicenceService:
         users.sort(key=lambda u: u.user.display_name.casefold())
         return Overview(catalogue, users)
 
+    async def licensed_count(self, tenant_id: str) -> int:
+        """Users holding the Communications Credits licence (for Microsoft's sizing guidance)."""
+        overview = await self.overview(tenant_id)
+        return overview.count(Standing.LICENSED)
+
     async def users_of_tenant(self, tenant_id: str, user_ids: list[str]) -> list[DirectoryUser]:
         """The users behind ids from a card, each checked to belong to this tenant."""
         found = []

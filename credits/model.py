@@ -180,3 +180,5 @@ class UsageMarker:
     """Less than the amount when the balance ran out: the rest is uncovered, never negative."""
     source: str
     at: datetime
+    started_at: datetime | None = None
+    """When the call started (the spend history and the funding recommendation count by it)."""

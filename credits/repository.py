@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Generic, Protocol, TypeVar
 
 from credits.ledger import Change
@@ -74,6 +75,9 @@ class CreditsRepository(Protocol):
     async def existing_usage(self, tenant_id: str, usage_ids: Sequence[str]) -> set[str]: ...
 
     async def outbox(self, tenant_id: str) -> list[OutboxEvent]: ...
+
+    async def daily_spend(self, tenant_id: str, since: datetime) -> dict[date, int]:
+        """Charged minor units per day of call start, from `since` on."""
 
     async def insert_event(self, tenant_id: str, event: OutboxEvent) -> bool:
         """False when an event with this id exists already."""

@@ -203,7 +203,8 @@ def plan_debit(
             current = change.account
             lots_by_id.update({lot.lot_id: lot for lot in change.lots})
             entries += change.entries
-        markers.append(UsageMarker(row.usage_id, amount, charge, source, at))
+        started = getattr(row, "start", None)
+        markers.append(UsageMarker(row.usage_id, amount, charge, source, at, started))
     touched = {entry.lot_id for entry in entries}
     events = _balance_events(account, before, current.balance_minor, current.ledger_seq, at)
     current = plan_recharge_due(current, account)

@@ -8,16 +8,21 @@ from bot.turn import tenant_id_of, translator_of
 from cards import CardRenderer
 from credits.accounts import AccountService
 from credits.money import Money
+from credits.recommendation import FundingAdvisor
 from dialogs.commands import ParsedCommand
+from dialogs.usage import runway_text
 
 # Lots shown on the card; more are summarised so the card stays far below Teams' size limit.
 MAX_LOTS_SHOWN = 10
 
 
 class StatusReply:
-    def __init__(self, accounts: AccountService, cards: CardRenderer) -> None:
+    def __init__(
+        self, accounts: AccountService, cards: CardRenderer, advisor: FundingAdvisor
+    ) -> None:
         self._accounts = accounts
         self._cards = cards
+        self._advisor = advisor
 
     async def __call__(self, turn_context: TurnContext, _parsed: ParsedCommand) -> None:
         t = translator_of(turn_context)
@@ -66,9 +71,12 @@ class StatusReply:
             }
             for entry in status.recent
         ]
+        advice = await self._advisor.advise(account.tenant_id, with_licences=False)
+        runway = runway_text(t, advice.recommendation.runway_days) if advice else ""
         card = self._cards.attachment(
             "status",
             t,
+            runway=runway,
             balance=money(account.balance_minor),
             currency=currency,
             auto_recharge=auto_recharge,

@@ -23,6 +23,7 @@ from bot.i18n import Translator
 from bot.turn import tenant_id_of, translator_of
 from cards import CardRenderer
 from credits.money import Money
+from credits.recommendation import Advice, FundingAdvisor
 from credits.usage import UsageFormatError
 from credits.usage_import import ImportReport
 from dialogs.commands import ParsedCommand
@@ -50,17 +51,23 @@ class UsageChat:
         cards: CardRenderer,
         *,
         download_hosts: tuple[str, ...],
+        advisor: FundingAdvisor,
         session_factory: Callable[[], aiohttp.ClientSession] = aiohttp.ClientSession,
     ) -> None:
         self._importer = importer
         self._cards = cards
         self._hosts = download_hosts
+        self._advisor = advisor
         self._session_factory = session_factory
 
     async def __call__(self, turn_context: TurnContext, _parsed: ParsedCommand) -> None:
+        """How to import, and, once usage has been imported, the funding recommendation."""
         t = translator_of(turn_context)
+        advice = await self._advisor.advise(tenant_id_of(turn_context.activity))
         await turn_context.send_activity(
-            MessageFactory.attachment(self._cards.attachment("usage", t))
+            MessageFactory.attachment(
+                self._cards.attachment("usage", t, advice=advice_view(t, advice))
+            )
         )
 
     async def on_file(self, turn_context: TurnContext, attachment: Attachment) -> None:
@@ -135,6 +142,48 @@ class UsageChat:
                 if size > MAX_FILE_BYTES:
                     raise _TooLarge
                 body.write(chunk)
+
+
+def advice_view(t: Translator, advice: Advice | None) -> dict | None:
+    """What the usage card shows of a recommendation; None before any usage was imported."""
+    if advice is None or not any(amount for _, amount in advice.recommendation.series):
+        return None
+    r = advice.recommendation
+
+    def money(minor: int) -> str:
+        return t.money(Money(minor, advice.currency).to_decimal(), advice.currency)
+
+    legacy = ""
+    if advice.legacy_usd is not None and advice.licensed_users is not None:
+        initial, trigger = advice.legacy_usd
+        legacy = t(
+            "usage.legacy",
+            users=t.number(advice.licensed_users),
+            initial=t.money(initial, "USD"),
+            trigger=t.money(trigger, "USD"),
+        )
+    return {
+        "facts": [
+            {"title": t("usage.mean_30"), "value": money(r.mean_30_minor)},
+            {"title": t("usage.mean_90"), "value": money(r.mean_90_minor)},
+            {"title": t("usage.p95"), "value": money(r.p95_minor)},
+            {"title": t("usage.runway"), "value": runway_text(t, r.runway_days)},
+            {"title": t("usage.initial"), "value": money(r.initial_minor)},
+        ],
+        "advice": t(
+            "usage.advice", recharge=money(r.recharge_minor), trigger=money(r.trigger_minor)
+        ),
+        "legacy": legacy,
+        # Chart values in the currency's major unit, as exact decimal text (display only).
+        "chart": [
+            {"x": t.date(day), "y": str(Money(amount, advice.currency).to_decimal())}
+            for day, amount in r.series[-30:]
+        ],
+    }
+
+
+def runway_text(t: Translator, days: int | None) -> str:
+    return t("usage.runway_days", days=t.number(days)) if days is not None else t("usage.no_spend")
 
 
 class _TooLarge(Exception):

@@ -19,6 +19,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import date, datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -188,6 +189,23 @@ class TableCreditsRepository:
         except ResourceExistsError:
             return False
         return True
+
+    async def daily_spend(self, tenant_id: str, since: datetime) -> dict[date, int]:
+        """Charged minor units per day of call start, from `since` on.
+
+        Reads the usage rows of the period (two properties each); a tenant with heavy usage
+        would want a per-day total kept in the charging transaction instead.
+        """
+        query = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and StartedAt ge @since",
+            parameters={"pk": escape_key(tenant_id), "lo": USAGE, "hi": "usage.", "since": since},
+            select=["ChargedMinor", "StartedAt"],
+        )
+        totals: dict[date, int] = {}
+        async for entity in query:
+            day = entity["StartedAt"].date()
+            totals[day] = totals.get(day, 0) + _int(entity["ChargedMinor"])
+        return totals
 
     async def outbox(self, tenant_id: str) -> list[OutboxEvent]:
         return [_event_from(e) async for e in self._query_prefix(tenant_id, OUTBOX)]
@@ -399,6 +417,7 @@ def _insert_entity(tenant_id: str, record: UsageMarker | OutboxEvent) -> dict[st
             "ChargedMinor": _int64(record.charged_minor),
             "Source": record.source,
             "At": record.at,
+            "StartedAt": record.started_at or record.at,
         }
     return {
         "PartitionKey": escape_key(tenant_id),

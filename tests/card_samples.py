@@ -67,7 +67,18 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
         {"title": t("usage.balance_after"), "value": "$0.00"},
     ]
     return [
-        ("usage", {}),
+        ("usage", {"advice": None}),
+        (
+            "usage",
+            {
+                "advice": {
+                    "facts": usage_facts[:5],
+                    "advice": t("usage.advice", recharge="$3,000.00", trigger="$700.00"),
+                    "legacy": t("usage.legacy", users="120", initial="$1,000", trigger="$200"),
+                    "chart": [{"x": f"Nov {d}, 2026", "y": "123.45"} for d in range(1, 31)],
+                }
+            },
+        ),
         ("usage_report", {"facts": usage_facts, "uncovered": t("usage.uncovered", count=3)}),
         ("usage_report", {"facts": usage_facts, "uncovered": ""}),
         (
@@ -164,6 +175,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "lots": lots,
                 "next_expiry": "x",
                 "recent": recent,
+                "runway": t("usage.runway_days", days="25"),
             },
         ),
         (
@@ -175,6 +187,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "lots": [],
                 "next_expiry": "",
                 "recent": [],
+                "runway": "",
             },
         ),
         # auto-recharge: the form empty and with every error, without saved methods, the

@@ -113,3 +113,25 @@ async def test_the_usage_command_explains_how(chat_client, connector):
     chat = Chat(chat_client, connector)
     await chat.say("usage")
     assert EN("usage.how") in card_texts(chat.last_card())
+
+
+async def test_after_an_import_usage_recommends_funding_and_status_shows_runway(
+    chat_client, connector, files
+):
+    stored, base = files
+    stored["calls.csv"] = export(ROWS)
+    chat = Chat(chat_client, connector)
+    await fund(chat)
+    await chat.say("usage")
+    assert EN("usage.recommend_title") not in card_texts(chat.last_card())  # nothing imported
+    await chat._post(file_message(connector.url, f"{base}/calls.csv", "calls.csv"))
+    await chat.say("usage")
+    card = chat.last_card()
+    texts = card_texts(card)
+    assert EN("usage.recommend_title") in texts
+    assert any(t.startswith(EN("usage.advice", recharge="X", trigger="Y")[:20]) for t in texts)
+    chart = [b for b in card["body"] if b.get("type") == "Chart.VerticalBar"]
+    assert chart and len(chart[0]["data"]) >= 1 and chart[0]["fallback"] == "drop"
+    await chat.say("status")
+    status = card_texts(chat.last_card())
+    assert EN("status.runway") in status
