@@ -495,14 +495,15 @@ async def test_the_hanging_card_is_charged_but_the_caller_times_out_then_replays
         await pay(gateway, token, "key-t")
     waited = time.monotonic() - started
 
-    assert HANG_TIMEOUT * 0.9 <= waited < HANG_TIMEOUT * 2
+    # Only a lower bound: wall-clock upper bounds flake on a shared machine, and the
+    # GatewayTimeout itself proves the call did not wait for the hang (3 x the timeout).
+    assert waited >= HANG_TIMEOUT * 0.9
     [charge] = await records.list(TENANT, "charge:")
     assert charge["outcome"]["status"] == "succeeded"
 
-    # The replay is answered from the record, well inside the same short timeout.
-    started = time.monotonic()
+    # The replay is answered from the record inside the same short timeout (a slower answer
+    # would raise GatewayTimeout here).
     replayed = await pay(gateway, token, "key-t")
-    assert time.monotonic() - started < HANG_TIMEOUT
     assert replayed.gateway_reference == charge["outcome"]["gateway_reference"]
     assert await pay(gateway, token, "key-t") == replayed
     assert len(await records.list(TENANT, "charge:")) == 1
@@ -513,7 +514,8 @@ async def test_the_whole_call_is_bounded_by_the_timeout() -> None:
     started = time.monotonic()
     with pytest.raises(GatewayTimeout):
         await pay(gateway, "tok_sandbox_" + "1" * 32)
-    assert time.monotonic() - started < HANG_TIMEOUT * 2
+    # Far below the store's 5 s: the timeout cut the call short (generous for a busy machine).
+    assert time.monotonic() - started < 4.0
 
 
 # --- agreements ------------------------------------------------------------------------------
