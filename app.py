@@ -25,7 +25,11 @@ from jwt import PyJWTError
 
 from bot.activity_handler import CreditsBot
 from bot.adapter import AdapterWithErrorHandler
+from bot.alert_cards import AlertCards
+from bot.alert_dispatch import AlertDispatcher, Wakeups
 from bot.i18n import Localizer
+from bot.proactive import ProactiveSender
+from bot.rate_limits import TeamsRateLimits
 from bot.settings import Settings, SettingsError
 from bot.turn import tenant_id_of
 from bot.usage_api import usage_handler
@@ -50,6 +54,7 @@ from credits.usage import UsageFormatError
 from credits.usage_charging import UsageCharger
 from credits.usage_import import GraphUsageSync, UsageImporter
 from dialogs.add_funds import CONFIRM, AddFundsDialog
+from dialogs.alert_commands import AlertHistory, AlertsHere
 from dialogs.auto_recharge import CONFIRM as AUTO_RECHARGE_CONFIRM
 from dialogs.auto_recharge import AutoRechargeDialog
 from dialogs.commands import Command, CommandParser
@@ -58,6 +63,7 @@ from dialogs.licences import LicencesDialog
 from dialogs.main_dialog import MainDialog
 from dialogs.status import StatusReply
 from dialogs.usage import UsageChat
+from storage.alerts import TableAlertStore
 from storage.audit import AuditLog
 from storage.bot_state import TableBotStorage
 from storage.conversations import ConversationRepository
@@ -75,6 +81,8 @@ ORDER_RECOVERY_INTERVAL = timedelta(minutes=1)
 RECHARGE_INTERVAL = timedelta(minutes=1)
 EXPIRY_INTERVAL = timedelta(hours=1)
 USAGE_SYNC_INTERVAL = timedelta(hours=6)
+# Alerts go out on a wake-up from the commit that wrote them; the sweep catches the rest.
+ALERT_SWEEP_INTERVAL = timedelta(seconds=30)
 # Bot Framework activities are small; a megabyte is generous and bounds what a caller can send.
 MAX_REQUEST_BYTES = 1024 * 1024
 
@@ -91,6 +99,7 @@ class Services:
     directory: Directory
     jobs: JobRunner
     job_list: tuple[Job, ...]
+    alerts: AlertDispatcher
     usage_upload: Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -161,9 +170,12 @@ class Credits:
     importer: UsageImporter
 
 
-def build_credits(settings: Settings, store: TableStore) -> Credits:
+def build_credits(
+    settings: Settings, store: TableStore, on_events: Callable[[str], None] | None = None
+) -> Credits:
+    """`on_events(tenant)` hears of every commit that wrote alert events."""
     gateway = SandboxGateway(TableSandboxRecords(store.table(store.names.sandbox_payments)))
-    repository = TableCreditsRepository(store.table(store.names.credits))
+    repository = TableCreditsRepository(store.table(store.names.credits), on_events)
     accounts = AccountService(
         repository,
         gateway,
@@ -184,13 +196,16 @@ def build_services(
     pstn_calls: GraphPstnCalls | None = None,
 ) -> Services:
     bot_storage = TableBotStorage(store.table(store.names.bot_state))
+    conversations = ConversationRepository(store.table(store.names.conversations))
+    alert_store = TableAlertStore(store.table(store.names.alerts))
     conversation_state = ConversationState(bot_storage)
     user_state = UserState(bot_storage)
     localizer = Localizer.from_directory()
     cards = CardRenderer()
     language = LanguagePreference(user_state.create_property("Language"))
 
-    credits = build_credits(settings, store)
+    wakeups = Wakeups()
+    credits = build_credits(settings, store, wakeups)
     credits_repo, accounts, orders = credits.repository, credits.accounts, credits.orders
     recharger, importer = credits.recharger, credits.importer
     directory: Directory = graph or DemoSeededDirectory(EmbeddedDirectory.on(store))
@@ -240,7 +255,13 @@ def build_services(
             Command.AUTO_RECHARGE: auto_recharge,
             Command.LICENCES: LicencesDialog(licences, cards),
         },
-        replies={Command.STATUS: StatusReply(accounts, cards, advisor), Command.USAGE: usage},
+        replies={
+            Command.STATUS: StatusReply(accounts, cards, advisor),
+            Command.USAGE: usage,
+            Command.ALERTS_HERE: AlertsHere(conversations),
+            Command.STOP_ALERTS_HERE: AlertsHere(conversations),
+            Command.ALERT_HISTORY: AlertHistory(alert_store, cards),
+        },
         orphan_submits={
             CONFIRM: lambda tc, value: add_funds.replay_confirmation(tc, value.get("nonce")),
             AUTO_RECHARGE_CONFIRM: lambda tc, _value: auto_recharge.show_saved(tc),
@@ -255,9 +276,22 @@ def build_services(
         language=language,
         cards=cards,
         main_dialog=main_dialog,
-        conversations=ConversationRepository(store.table(store.names.conversations)),
+        conversations=conversations,
     )
     adapter = AdapterWithErrorHandler(settings, conversation_state, localizer)
+    alerts = AlertDispatcher(
+        events=credits_repo,
+        store=alert_store,
+        conversations=conversations,
+        is_admin=admins.is_admin,
+        cards=AlertCards(cards, localizer),
+        sender=ProactiveSender(adapter, settings.microsoft_app_id),
+        limits=TeamsRateLimits(),
+        clock=_utcnow,
+        errors=(AzureError, DirectoryError),
+        runway_days=_runway_days(advisor),
+        wakeups=wakeups,
+    )
     expiry = ExpiryJob(credits_repo, clock=_utcnow)
     job_list = (
         Job(
@@ -267,6 +301,8 @@ def build_services(
         ),
         Job("auto-recharge", RECHARGE_INTERVAL, recharger.run),
         Job("expiry", EXPIRY_INTERVAL, expiry.run),
+        # The safety net: finds what a crash or another instance left in the outbox.
+        Job("alerts-sweep", ALERT_SWEEP_INTERVAL, alerts.wake_async),
     )
     if pstn_calls is not None:
         sync = GraphUsageSync(
@@ -300,11 +336,20 @@ def build_services(
         directory=directory,
         jobs=jobs,
         job_list=job_list,
+        alerts=alerts,
         usage_upload=usage_handler(
             settings.usage_api_secret,
             lambda tenant, body, origin: importer.import_file(tenant, body, origin=origin),
         ),
     )
+
+
+def _runway_days(advisor: FundingAdvisor):
+    async def runway_days(tenant_id: str) -> int | None:
+        advice = await advisor.advise(tenant_id, with_licences=False)
+        return advice.recommendation.runway_days if advice is not None else None
+
+    return runway_days
 
 
 def _admins_only(admins: AdminCheck):
@@ -366,6 +411,7 @@ async def _background_jobs(app: web.Application) -> AsyncIterator[None]:
     """Order recovery, auto-recharge retries and expiry, each pass under a lease in Tables."""
     services = app[SERVICES]
     tasks = [asyncio.create_task(services.jobs.forever(job)) for job in services.job_list]
+    tasks.append(asyncio.create_task(services.alerts.run()))
     yield
     for task in tasks:
         task.cancel()

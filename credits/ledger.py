@@ -64,7 +64,8 @@ def credit(
     balance = account.balance_minor + amount_minor
     seq = account.ledger_seq + 1
     entry = LedgerEntry(seq, kind, amount_minor, balance, lot.lot_id, actor, reference, at)
-    return Change(account.with_balance(balance, seq), (lot,), (entry,))
+    updated = replace(account.with_balance(balance, seq), last_purchase_minor=amount_minor)
+    return Change(updated, (lot,), (entry,))
 
 
 def debit(

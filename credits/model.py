@@ -82,7 +82,9 @@ class Account:
     auto_recharge: AutoRecharge = field(default_factory=AutoRecharge)
     recharge: RechargeState = field(default_factory=RechargeState)
     low_balance_thresholds: tuple[int, ...] = ()
-    """Admin-set low-balance alert thresholds in minor units (empty: the defaults apply)."""
+    """Every low-balance threshold some admin chose, in minor units (the defaults apply too)."""
+    last_purchase_minor: int = 0
+    """The amount of the latest purchase or recharge: the default threshold is a share of it."""
 
     def card(self, card_id: str) -> SavedCard | None:
         return next((c for c in self.cards if c.id == card_id), None)

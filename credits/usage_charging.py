@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Protocol
 
 from credits import ledger
+from credits.alerts import default_thresholds
 from credits.model import (
     Account,
     EntryKind,
@@ -239,12 +240,9 @@ def _balance_events(
 
 
 def alert_thresholds(account: Account) -> tuple[int, ...]:
-    """The admin's thresholds, else the auto-recharge trigger when auto-recharge is on."""
-    if account.low_balance_thresholds:
-        return account.low_balance_thresholds
-    if account.auto_recharge.enabled and account.auto_recharge.trigger_minor > 0:
-        return (account.auto_recharge.trigger_minor,)
-    return ()
+    """Every admin's chosen thresholds and the default one (for admins who chose none)."""
+    chosen = set(account.low_balance_thresholds) | set(default_thresholds(account))
+    return tuple(sorted((t for t in chosen if t > 0), reverse=True))
 
 
 def plan_recharge_due(account: Account, before: Account) -> Account:

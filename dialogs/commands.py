@@ -26,6 +26,9 @@ class Command(StrEnum):
     LICENCES = "licences"
     USAGE = "usage"
     ALERTS = "alerts"
+    ALERTS_HERE = "alerts_here"
+    STOP_ALERTS_HERE = "stop_alerts_here"
+    ALERT_HISTORY = "alert_history"
     LANGUAGE = "language"
     CANCEL = "cancel"
 

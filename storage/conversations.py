@@ -42,6 +42,9 @@ class StoredConversation:
     user_aad_object_id: str
     active: bool
     updated_at: datetime
+    subscribed: bool = False
+    """A channel where an admin typed "alerts here": it receives every alert."""
+    subscribed_by: str = ""
 
 
 class ConversationRepository:
@@ -90,8 +93,9 @@ class ConversationRepository:
             was_active = bool(current.get("Active"))
             try:
                 await self._table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
+                    # Merge keeps a channel's alert subscription; a reinstall starts unsubscribed.
+                    entity if was_active else {**entity, "Subscribed": False},
+                    mode=UpdateMode.MERGE,
                     etag=current.metadata["etag"],
                     match_condition=MatchConditions.IfNotModified,
                 )
@@ -125,6 +129,24 @@ class ConversationRepository:
             return None
         return _to_stored(entity)
 
+    async def set_subscribed(
+        self, tenant_id: str, conversation_id: str, subscribed: bool, by: str
+    ) -> bool:
+        """Subscribe a stored conversation to alerts (or not); False when it is not stored."""
+        try:
+            await self._table.update_entity(
+                {
+                    "PartitionKey": escape_key(tenant_id),
+                    "RowKey": escape_key(conversation_id),
+                    "Subscribed": subscribed,
+                    "SubscribedBy": by,
+                },
+                mode=UpdateMode.MERGE,
+            )
+        except ResourceNotFoundError:
+            return False
+        return True
+
     async def list_active(self, tenant_id: str) -> list[StoredConversation]:
         query = self._table.query_entities(
             "PartitionKey eq @tenant and Active eq true",
@@ -143,4 +165,6 @@ def _to_stored(entity: dict) -> StoredConversation:
         user_aad_object_id=entity.get("UserAadObjectId", ""),
         active=bool(entity.get("Active")),
         updated_at=entity["UpdatedAt"],
+        subscribed=bool(entity.get("Subscribed")),
+        subscribed_by=entity.get("SubscribedBy", ""),
     )

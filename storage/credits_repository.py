@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
@@ -82,8 +82,15 @@ _PREFIX_QUERY = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
 
 
 class TableCreditsRepository:
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, on_events: Callable[[str], None] | None = None) -> None:
+        """`on_events(tenant)` is told, after a commit, that the tenant has new alert events:
+        the dispatcher delivers them at once instead of at its next sweep."""
         self._table = table
+        self._on_events = on_events
+
+    def _notify(self, tenant_id: str) -> None:
+        if self._on_events is not None:
+            self._on_events(tenant_id)
 
     # --- accounts -------------------------------------------------------------------------
 
@@ -188,6 +195,7 @@ class TableCreditsRepository:
             await self._table.create_entity(_insert_entity(tenant_id, event))
         except ResourceExistsError:
             return False
+        self._notify(tenant_id)
         return True
 
     async def daily_spend(self, tenant_id: str, since: datetime) -> dict[date, int]:
@@ -209,6 +217,26 @@ class TableCreditsRepository:
 
     async def outbox(self, tenant_id: str) -> list[OutboxEvent]:
         return [_event_from(e) async for e in self._query_prefix(tenant_id, OUTBOX)]
+
+    async def undelivered_events(self, tenant_id: str) -> list[OutboxEvent]:
+        """Events not yet turned into deliveries, oldest first."""
+        query = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and Delivered eq false",
+            parameters={"pk": escape_key(tenant_id), "lo": OUTBOX, "hi": OUTBOX[:-1] + "."},
+        )
+        events = [_event_from(e) async for e in query]
+        return sorted(events, key=lambda e: (e.at, e.event_id))
+
+    async def mark_fanned_out(self, tenant_id: str, event_id: str) -> None:
+        """The event's deliveries exist: the dispatcher need not read it again."""
+        await self._table.update_entity(
+            {
+                "PartitionKey": escape_key(tenant_id),
+                "RowKey": escape_key(OUTBOX + event_id),
+                "Delivered": True,
+            },
+            mode=UpdateMode.MERGE,
+        )
 
     async def tenants_with_accounts(self) -> list[str]:
         query = self._table.query_entities(
@@ -264,6 +292,8 @@ class TableCreditsRepository:
             if error.status_code in (409, 412):
                 raise ConcurrencyConflict(str(error.error_code)) from error
             raise
+        if any(isinstance(record, OutboxEvent) for record in inserts):
+            self._notify(tenant_id)
         return Versioned(change.account, results[0]["etag"])
 
     def _query_prefix(self, tenant_id: str, prefix: str, **kwargs: Any):
@@ -295,6 +325,7 @@ def _account_entity(account: Account) -> dict[str, Any]:
         "AutoRecharge": json.dumps(asdict(account.auto_recharge)),
         "Recharge": json.dumps(asdict(account.recharge)),
         "LowBalanceThresholds": json.dumps(list(account.low_balance_thresholds)),
+        "LastPurchaseMinor": _int64(account.last_purchase_minor),
     }
 
 
@@ -310,6 +341,7 @@ def _account_from(entity: dict[str, Any]) -> Account:
         auto_recharge=AutoRecharge(**json.loads(entity.get("AutoRecharge") or "{}")),
         recharge=RechargeState(**json.loads(entity.get("Recharge") or "{}")),
         low_balance_thresholds=tuple(json.loads(entity.get("LowBalanceThresholds") or "[]")),
+        last_purchase_minor=_int(entity.get("LastPurchaseMinor") or 0),
     )
 
 

@@ -45,6 +45,11 @@ class TableNames:
         return f"{self.prefix}Leases"
 
     @property
+    def alerts(self) -> str:
+        """Alert deliveries and admins' alert preferences."""
+        return f"{self.prefix}Alerts"
+
+    @property
     def audit(self) -> str:
         return f"{self.prefix}Audit"
 
@@ -62,6 +67,7 @@ class TableNames:
             self.directory,
             self.audit,
             self.leases,
+            self.alerts,
         ]
 
 

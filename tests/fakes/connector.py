@@ -4,15 +4,41 @@ It stands for the Bot Framework Connector service (the `serviceUrl` of Teams act
 speaks the part of its v3 REST contract the bot uses: send to a conversation, reply to an
 activity, update an activity. It records every request so tests can assert on what the bot
 posted, in order.
+
+Faults are scripted per conversation (`fail`): a 429 with Retry-After, a 5xx, a 403 with Teams'
+`BotNotInConversationRoster` error, a 404, or a slow answer, as Teams gives them. Like the real
+service it does not deduplicate: every accepted POST is a new message in the chat, so `posted`
+with status 201 is what recipients see.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Fault:
+    status: int
+    retry_after: str | None = None
+    delay: float = 0.0
+    """Seconds to wait before answering (with `status` 0: then accept the message)."""
+
+
+TOO_MANY = Fault(429, retry_after="1")
+SERVER_ERROR = Fault(500)
+BOT_REMOVED = Fault(403)
+NOT_FOUND = Fault(404)
+
+
+def slow(seconds: float) -> Fault:
+    return Fault(0, delay=seconds)
 
 
 @dataclass
@@ -22,12 +48,23 @@ class Posted:
     conversation_id: str
     activity: dict[str, Any]
     authorization: str | None
+    status: int = 200
+    at: float = 0.0
+    """time.monotonic() when the request arrived."""
 
 
 @dataclass
 class FakeConnector:
     posted: list[Posted] = field(default_factory=list)
+    rejected: list[Posted] = field(default_factory=list)
+    faults: dict[str, list[Fault]] = field(default_factory=lambda: defaultdict(list))
+    in_flight: int = 0
+    peak_in_flight: int = 0
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def fail(self, conversation_id: str, *faults: Fault) -> None:
+        """Answer the next requests to this conversation with these faults, in order."""
+        self.faults[conversation_id].extend(faults)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -41,17 +78,42 @@ class FakeConnector:
         return app
 
     async def _send(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        arrived = time.monotonic()
         body = await request.json()
-        self.posted.append(
-            Posted(
-                method=request.method,
-                path=request.path,
-                conversation_id=request.match_info["conversation_id"],
-                activity=body,
-                authorization=request.headers.get("Authorization"),
-            )
+        conversation_id = request.match_info["conversation_id"]
+        record = Posted(
+            method=request.method,
+            path=request.path,
+            conversation_id=conversation_id,
+            activity=body,
+            authorization=request.headers.get("Authorization"),
+            at=arrived,
         )
-        return web.json_response({"id": f"activity-{next(self._ids)}"})
+        queue = self.faults.get(conversation_id)
+        fault = queue.pop(0) if queue else None
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.status:
+            record.status = fault.status
+            self.rejected.append(record)
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            code = "BotNotInConversationRoster" if fault.status == 403 else "ServiceError"
+            return web.json_response(
+                {"error": {"code": code, "message": f"fake {fault.status}"}},
+                status=fault.status,
+                headers=headers,
+            )
+        record.status = 201 if request.method == "POST" else 200
+        self.posted.append(record)
+        return web.json_response({"id": f"activity-{next(self._ids)}"}, status=record.status)
 
     # What tests read most.
     def texts(self) -> list[str]:
@@ -67,6 +129,21 @@ class FakeConnector:
 
     def clear(self) -> None:
         self.posted.clear()
+        self.rejected.clear()
+
+    def window_violations(self, limit: int, seconds: float) -> list[str]:
+        """Conversations that got more than `limit` requests within some `seconds` window."""
+        times: dict[str, list[float]] = defaultdict(list)
+        for record in [*self.posted, *self.rejected]:
+            times[record.conversation_id].append(record.at)
+        found = []
+        for conversation_id, arrivals in times.items():
+            arrivals.sort()
+            for i in range(len(arrivals) - limit):
+                if arrivals[i + limit] - arrivals[i] < seconds:
+                    found.append(conversation_id)
+                    break
+        return found
 
 
 def card_texts(card: dict[str, Any]) -> list[str]:

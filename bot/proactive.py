@@ -1,0 +1,131 @@
+"""Proactive sends through the Bot Connector, with every failure sorted by what to do next.
+
+The send goes through `CloudAdapter.continue_conversation`, so production uses the app's
+credentials and the local stack (unauthenticated) posts to the Playground's connector as is.
+The message is posted to the conversation itself, not as a reply: a stored reference names the
+activity that installed the bot, and a reply to it would land in an old thread of a channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+
+from botbuilder.core import BotAdapter, TurnContext
+from botbuilder.schema import Activity, ConversationReference, ErrorResponseException
+from msrest.exceptions import ClientRequestError
+
+logger = logging.getLogger(__name__)
+
+# Teams answers a send within a few seconds; one slower than this is treated like a 5xx.
+SEND_TIMEOUT = timedelta(seconds=15)
+# Microsoft lists these as the responses to retry (besides 429 and 5xx).
+RETRYABLE_STATUS = frozenset({408, 412, 429})
+GONE_STATUS = frozenset({403, 404})
+# A Retry-After beyond this is taken as this: the back-off schedule still applies on top.
+MAX_RETRY_AFTER = timedelta(hours=1)
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    NOT_CLAIMED = "not_claimed"
+    """`claim` said no (another dispatcher has the message): nothing was sent."""
+    RETRY = "retry"
+    """Throttled or a transient fault: send again later."""
+    GONE = "gone"
+    """The bot was removed or blocked, or the conversation no longer exists."""
+    REJECTED = "rejected"
+    """The connector refused the message itself (a 400): sending it again cannot help."""
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    activity_id: str = ""
+    retry_after: timedelta | None = None
+    error: str = ""
+
+
+class ProactiveSender:
+    def __init__(self, adapter: BotAdapter, app_id: str, timeout: timedelta = SEND_TIMEOUT) -> None:
+        self._adapter = adapter
+        self._app_id = app_id
+        self._timeout = timeout.total_seconds()
+
+    async def send(
+        self,
+        reference: ConversationReference,
+        activity: Activity,
+        claim: Callable[[], Awaitable[bool]] | None = None,
+    ) -> SendResult:
+        """Post `activity` to the conversation; `claim()` runs right before the POST.
+
+        The claim is the durable "this message is on its way" mark. Taking it here, once the
+        connector client (and in production its token) is ready, leaves no awaited work between
+        the mark and the request: a crash between the two is as unlikely as it can be made.
+        """
+        results: list[SendResult] = []
+
+        async def callback(turn_context: TurnContext) -> None:
+            if claim is not None and not await claim():
+                results.append(SendResult(Outcome.NOT_CLAIMED))
+                return
+            # Failures are caught here: raised out of the callback, the adapter's turn error
+            # handler would take them for a failed user turn and apologise to the recipient.
+            results.append(await self._post(turn_context, reference, activity))
+
+        await self._adapter.continue_conversation(reference, callback, self._app_id)
+        return results[0]
+
+    async def _post(
+        self, turn_context: TurnContext, reference: ConversationReference, activity: Activity
+    ) -> SendResult:
+        client = turn_context.turn_state[BotAdapter.BOT_CONNECTOR_CLIENT_KEY]
+        activity.conversation = reference.conversation
+        activity.service_url = reference.service_url
+        activity.channel_id = reference.channel_id
+        activity.from_property = reference.bot
+        activity.recipient = reference.user
+        try:
+            async with asyncio.timeout(self._timeout):
+                response = await client.conversations.send_to_conversation(
+                    reference.conversation.id, activity
+                )
+        except ErrorResponseException as error:
+            return classify(error.response.status_code, error.response.headers, str(error))
+        except TimeoutError:
+            return SendResult(Outcome.RETRY, error="timed out")
+        except ClientRequestError as error:
+            return SendResult(Outcome.RETRY, error=f"connection: {type(error).__name__}")
+        return SendResult(Outcome.SENT, activity_id=getattr(response, "id", "") or "")
+
+
+def classify(status: int, headers, message: str) -> SendResult:
+    error = f"HTTP {status}: {message}"[:300]
+    if status in GONE_STATUS:
+        return SendResult(Outcome.GONE, error=error)
+    if status in RETRYABLE_STATUS or status >= 500:
+        return SendResult(Outcome.RETRY, retry_after=retry_after(headers), error=error)
+    return SendResult(Outcome.REJECTED, error=error)
+
+
+def retry_after(headers) -> timedelta | None:
+    """Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    raw = (headers or {}).get("Retry-After")
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(raw) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    if seconds != seconds:  # NaN
+        return None
+    return timedelta(seconds=min(max(seconds, 0.0), MAX_RETRY_AFTER.total_seconds()))

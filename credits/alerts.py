@@ -1,0 +1,162 @@
+"""Alerts: who hears about which event, and what becomes of each message.
+
+An outbox event (written with the money change that caused it) fans out into one delivery per
+recipient. A delivery's id is derived from the event and the conversation, so fanning out twice
+creates nothing new, and its state records what happened to the message:
+
+    pending ──claim──> sending ──> delivered
+       ^                  │──> pending (429/5xx: later, with back-off)   ──> dead (attempts spent)
+       └──────────────────┘──> gone (403/404: the bot was removed)
+                          └──> unconfirmed (the sender crashed mid-send: not sent again)
+
+No I/O here: the dispatcher in `bot/alert_dispatch.py` drives these through storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from credits.model import Account, EventKind, OutboxEvent
+
+# Teams sends 429 and 5xx; five tries cover minutes of throttling before a message is given up.
+MAX_ATTEMPTS = 5
+# The first retry waits about this long, doubling each time, capped.
+BACKOFF_BASE = timedelta(seconds=2)
+BACKOFF_CAP = timedelta(minutes=5)
+# With auto-recharge off, the default low-balance threshold is this share of the last purchase.
+DEFAULT_THRESHOLD_PERCENT = 20
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    GONE = "gone"
+    UNCONFIRMED = "unconfirmed"
+
+
+OPEN_STATES = frozenset({DeliveryState.PENDING, DeliveryState.SENDING})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    tenant_id: str
+    event_id: str
+    kind: EventKind
+    event_at: datetime
+    data: dict[str, str | int | bool | None]
+    conversation_id: str
+    conversation_kind: str
+    locale: str
+    recipient: str = ""
+    """Who the conversation is, as history shows it: a person's or a channel's name."""
+    state: DeliveryState = DeliveryState.PENDING
+    attempts: int = 0
+    next_at: datetime | None = None
+    claimed_until: datetime | None = None
+    last_error: str = ""
+    activity_id: str = ""
+    updated_at: datetime | None = None
+
+    @property
+    def message_id(self) -> str:
+        """Deterministic per event and recipient: the same alert is always the same message."""
+        return message_id(self.event_id, self.conversation_id)
+
+    def due(self, now: datetime) -> bool:
+        return self.state == DeliveryState.PENDING and (self.next_at is None or self.next_at <= now)
+
+    def claimed(self, now: datetime, ttl: timedelta) -> Delivery:
+        return replace(
+            self,
+            state=DeliveryState.SENDING,
+            attempts=self.attempts + 1,
+            claimed_until=now + ttl,
+            updated_at=now,
+        )
+
+    def retry_or_die(
+        self,
+        now: datetime,
+        error: str,
+        retry_after: timedelta | None,
+        rng: random.Random,
+        base: timedelta = BACKOFF_BASE,
+    ) -> Delivery:
+        """Pending again after a back-off (never sooner than Retry-After), or dead when spent."""
+        if self.attempts >= MAX_ATTEMPTS:
+            return self.ended(DeliveryState.DEAD, now, error)
+        wait = max(backoff(self.attempts, rng, base), retry_after or timedelta(0))
+        return replace(
+            self,
+            state=DeliveryState.PENDING,
+            next_at=now + wait,
+            claimed_until=None,
+            last_error=error,
+            updated_at=now,
+        )
+
+    def ended(self, state: DeliveryState, now: datetime, error: str = "") -> Delivery:
+        return replace(self, state=state, claimed_until=None, last_error=error, updated_at=now)
+
+
+def message_id(event_id: str, conversation_id: str) -> str:
+    digest = hashlib.sha256(f"{event_id}\n{conversation_id}".encode()).hexdigest()
+    return f"alert-{digest[:32]}"
+
+
+def backoff(attempts: int, rng: random.Random, base: timedelta = BACKOFF_BASE) -> timedelta:
+    """Exponential with full jitter (AWS's "full jitter"): spreads a throttled burst out."""
+    ceiling = min(BACKOFF_CAP, base * (2 ** max(attempts - 1, 0)))
+    return ceiling * (0.5 + rng.random() / 2)
+
+
+@dataclass(frozen=True)
+class AlertPreferences:
+    """One admin's choices; the defaults are every kind and the account's default threshold."""
+
+    kinds: frozenset[EventKind] = field(default_factory=lambda: frozenset(EventKind))
+    thresholds_minor: tuple[int, ...] = ()
+    """Empty: the account's default threshold applies."""
+
+    def wants(self, event: OutboxEvent, account: Account) -> bool:
+        kind = event.kind
+        if kind == EventKind.FUNDS_EXPIRED:
+            kind = EventKind.FUNDS_EXPIRING  # one switch for both ends of a lot's life
+        if kind not in self.kinds:
+            return False
+        if event.kind != EventKind.BALANCE_LOW:
+            return True
+        threshold = event.data.get("threshold_minor")
+        return threshold in (self.thresholds_minor or default_thresholds(account))
+
+
+# The kinds an admin switches on and off (funds_expired goes with funds_expiring).
+CHOOSABLE_KINDS: tuple[EventKind, ...] = (
+    EventKind.BALANCE_LOW,
+    EventKind.BALANCE_ZERO,
+    EventKind.RECHARGE_SUCCEEDED,
+    EventKind.RECHARGE_FAILED,
+    EventKind.AUTO_RECHARGE_DISABLED,
+    EventKind.FUNDS_EXPIRING,
+)
+
+
+def default_thresholds(account: Account) -> tuple[int, ...]:
+    """The auto-recharge trigger when it is on, else a fifth of the last purchase."""
+    if account.auto_recharge.enabled and account.auto_recharge.trigger_minor > 0:
+        return (account.auto_recharge.trigger_minor,)
+    if account.last_purchase_minor > 0:
+        return (account.last_purchase_minor * DEFAULT_THRESHOLD_PERCENT // 100,)
+    return ()
+
+
+def account_thresholds(preferences: list[AlertPreferences]) -> tuple[int, ...]:
+    """Every threshold some admin asked for: the ledger raises balance_low at each of them."""
+    chosen = {t for p in preferences for t in p.thresholds_minor}
+    return tuple(sorted(chosen, reverse=True))
