@@ -1,0 +1,108 @@
+"""The pure rules of alerts: who wants what, back-off, and how connector answers are read."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.proactive import Outcome, classify, retry_after
+from credits.alerts import (
+    MAX_ATTEMPTS,
+    AlertPreferences,
+    Delivery,
+    DeliveryState,
+    account_thresholds,
+    backoff,
+    default_thresholds,
+    message_id,
+)
+from credits.model import Account, AutoRecharge, EventKind, OutboxEvent
+from credits.usage_charging import alert_thresholds
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def event(kind: EventKind, **data) -> OutboxEvent:
+    return OutboxEvent(f"{kind.value}-1", kind, NOW, data)
+
+
+def test_default_threshold_is_the_trigger_or_a_fifth_of_the_last_purchase():
+    assert default_thresholds(Account("t", "USD")) == ()
+    assert default_thresholds(Account("t", "USD", last_purchase_minor=50_000)) == (10_000,)
+    on = AutoRecharge(enabled=True, recharge_with_minor=50_000, trigger_minor=7_500)
+    assert default_thresholds(Account("t", "USD", auto_recharge=on)) == (7_500,)
+
+
+def test_the_ledger_raises_every_chosen_threshold_and_the_default():
+    account = Account("t", "USD", last_purchase_minor=50_000, low_balance_thresholds=(50_000,))
+    assert alert_thresholds(account) == (50_000, 10_000)
+    chosen = [AlertPreferences(thresholds_minor=(500, 100)), AlertPreferences()]
+    assert account_thresholds(chosen) == (500, 100)
+
+
+def test_preferences_filter_kinds_and_thresholds():
+    account = Account("t", "USD", last_purchase_minor=50_000)
+    everything = AlertPreferences()
+    assert everything.wants(event(EventKind.BALANCE_ZERO), account)
+    assert everything.wants(event(EventKind.BALANCE_LOW, threshold_minor=10_000), account)
+    assert not everything.wants(event(EventKind.BALANCE_LOW, threshold_minor=50_000), account)
+    own = AlertPreferences(frozenset({EventKind.FUNDS_EXPIRING}), (50_000,))
+    assert own.wants(event(EventKind.FUNDS_EXPIRED), account)  # one switch for both
+    assert not own.wants(event(EventKind.BALANCE_ZERO), account)
+    low = AlertPreferences(frozenset({EventKind.BALANCE_LOW}), (50_000,))
+    assert low.wants(event(EventKind.BALANCE_LOW, threshold_minor=50_000), account)
+    assert not low.wants(event(EventKind.BALANCE_LOW, threshold_minor=10_000), account)
+
+
+def test_backoff_doubles_with_jitter_and_is_capped():
+    rng = random.Random(1)
+    for attempts in range(1, 12):
+        wait = backoff(attempts, rng)
+        ceiling = min(timedelta(minutes=5), timedelta(seconds=2) * 2 ** (attempts - 1))
+        assert ceiling / 2 <= wait <= ceiling
+
+
+def test_retry_after_wins_over_a_shorter_backoff_and_attempts_run_out():
+    delivery = Delivery("t", "e", EventKind.BALANCE_ZERO, NOW, {}, "a:x", "personal", "en")
+    rng = random.Random(1)
+    claimed = delivery.claimed(NOW, timedelta(minutes=2))
+    again = claimed.retry_or_die(NOW, "429", timedelta(seconds=30), rng)
+    assert again.state == DeliveryState.PENDING and again.next_at >= NOW + timedelta(seconds=30)
+    spent = delivery
+    for _ in range(MAX_ATTEMPTS):
+        spent = spent.claimed(NOW, timedelta(minutes=2)).retry_or_die(NOW, "500", None, rng)
+    assert (spent.state, spent.attempts) == (DeliveryState.DEAD, MAX_ATTEMPTS)
+
+
+def test_message_ids_are_deterministic_per_event_and_recipient():
+    assert message_id("e-1", "a:x") == message_id("e-1", "a:x")
+    assert len({message_id("e-1", "a:x"), message_id("e-1", "a:y"), message_id("e-2", "a:x")}) == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [(429, Outcome.RETRY), (412, Outcome.RETRY), (500, Outcome.RETRY), (502, Outcome.RETRY),
+     (504, Outcome.RETRY), (403, Outcome.GONE), (404, Outcome.GONE), (400, Outcome.REJECTED),
+     (401, Outcome.REJECTED)],
+)  # fmt: skip
+def test_connector_answers_are_sorted(status, outcome):
+    assert classify(status, {}, "x").outcome == outcome
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("3", 3.0), ("0.5", 0.5), ("-4", 0.0), ("86400", 3600.0), ("nan", None), ("soon", None),
+     ("inf", 3600.0), (None, None)],
+)  # fmt: skip
+def test_retry_after_is_read_safely(header, seconds):
+    headers = {"Retry-After": header} if header is not None else {}
+    got = retry_after(headers)
+    assert (got.total_seconds() if got is not None else None) == seconds
+
+
+def test_retry_after_as_an_http_date():
+    when = datetime.now(UTC) + timedelta(seconds=90)
+    got = retry_after({"Retry-After": when.strftime("%a, %d %b %Y %H:%M:%S GMT")})
+    assert got is not None and 80 <= got.total_seconds() <= 90
