@@ -80,6 +80,8 @@ class CreditsBot(TeamsActivityHandler):
             activity.text = TurnContext.remove_recipient_mention(activity) or activity.text
         await self._refresh_reference(turn_context, tenant_id)
         await self._main_dialog.on_message(turn_context)
+        # Once more: the turn may have changed the language, which alerts must follow.
+        await self._refresh_reference(turn_context, tenant_id)
 
     async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
         # Handled here rather than in on_teams_members_added, which looks every added user up
@@ -135,14 +137,19 @@ class CreditsBot(TeamsActivityHandler):
         unchanged reference costs no storage round trip.
         """
         activity = turn_context.activity
-        fingerprint = _fingerprint(activity)
+        kind = conversation_kind(activity)
+        locale = activity.locale or ""
+        if kind == "personal":
+            # Alerts to a person speak the language they chose with `language`, if any.
+            locale = await self._language.get(turn_context) or locale
+        fingerprint = f"{activity.service_url}|{locale}"
         if await self._fingerprint.get(turn_context, lambda: None) == fingerprint:
             return
         await self._conversations.upsert(
             tenant_id=tenant_id,
             reference=TurnContext.get_conversation_reference(activity),
-            kind=conversation_kind(activity),
-            locale=activity.locale or "",
+            kind=kind,
+            locale=locale,
             user_aad_object_id=_aad_object_id(activity.from_property),
         )
         await self._fingerprint.set(turn_context, fingerprint)

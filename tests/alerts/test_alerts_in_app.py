@@ -97,3 +97,16 @@ async def test_a_non_admin_cannot_subscribe_a_channel(api, connector):
     activity["from"]["aadObjectId"] = "00000000-0000-0000-0000-0000000000023"  # not an admin
     await api.post("/api/messages", json=activity)
     assert connector.texts()[-1] == EN("access.refused")
+
+
+async def test_alerts_follow_the_language_the_admin_chose(api, connector):
+    from tests.test_add_funds_flow import L10N
+
+    await say(api, connector, "language pt-BR")
+    pt = L10N.translator("pt-BR")
+    await spend(api, 450)
+    async with asyncio.timeout(15):
+        while not [
+            c for c in connector.cards() if c["body"][0]["text"] == pt("alert.balance_low.title")
+        ]:  # noqa: ASYNC110,E501
+            await asyncio.sleep(0.05)
