@@ -11,7 +11,7 @@ import uuid
 
 from tests import activities
 from tests.fakes.connector import card_texts
-from tests.test_add_funds_flow import EN
+from tests.test_add_funds_flow import EN, L10N
 from tests.test_usage_api import bearer, export
 
 TENANT = activities.TENANT
@@ -19,19 +19,22 @@ CHANNEL = "19:general@thread.tacv2"
 PERSONAL = "a:personal-chat-1"
 
 
-def alert_cards(connector, conversation_id: str, msgid: str) -> list[dict]:
+def alert_cards(connector, conversation_id: str, msgid: str, locale: str = "en-US") -> list[dict]:
+    title = L10N.translator(locale)(msgid)
     return [
         attachment["content"]
         for p in connector.posted
         if p.conversation_id == conversation_id
         for attachment in p.activity.get("attachments") or []
-        if attachment["content"].get("body", [{}])[0].get("text") == EN(msgid)
+        if attachment["content"].get("body", [{}])[0].get("text") == title
     ]
 
 
-async def wait_for_alert(connector, conversation_id: str, msgid: str) -> dict:
+async def wait_for_alert(
+    connector, conversation_id: str, msgid: str, locale: str = "en-US"
+) -> list[dict]:
     async with asyncio.timeout(15):
-        while not (found := alert_cards(connector, conversation_id, msgid)):  # noqa: ASYNC110
+        while not (found := alert_cards(connector, conversation_id, msgid, locale)):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     await asyncio.sleep(0.3)  # let a duplicate, if any, arrive
     return found
@@ -103,10 +106,6 @@ async def test_alerts_follow_the_language_the_admin_chose(api, connector):
     from tests.test_add_funds_flow import L10N
 
     await say(api, connector, "language pt-BR")
-    pt = L10N.translator("pt-BR")
     await spend(api, 450)
-    async with asyncio.timeout(15):
-        while not [
-            c for c in connector.cards() if c["body"][0]["text"] == pt("alert.balance_low.title")
-        ]:  # noqa: ASYNC110,E501
-            await asyncio.sleep(0.05)
+    [card] = await wait_for_alert(connector, PERSONAL, "alert.balance_low.title", "pt-BR")
+    assert card["actions"][0]["title"] == L10N.translator("pt-BR")("menu.add_funds")
