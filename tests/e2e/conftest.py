@@ -45,6 +45,9 @@ CHROMIUM_ARGS = [
     "--proxy-bypass-list=<-loopback>;127.0.0.1;localhost",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ]
+# Enables the bot's usage API (`POST /api/tenants/{tenant}/usage`); a test derives the tenant's
+# key from it with bot.usage_api.tenant_key.
+USAGE_API_SECRET = "e2e-usage-api-secret-" + "0" * 24
 
 
 def _isolation_required() -> bool:
@@ -77,6 +80,7 @@ def bot(azurite: Azurite, request: pytest.FixtureRequest) -> Iterator[str]:
     port = free_port()
     env = bot_environment(azurite.connection_string, port)
     env["TABLE_PREFIX"] = "e2e" + uuid.uuid4().hex[:10]
+    env["USAGE_API_SECRET"] = USAGE_API_SECRET
     log_path = ARTIFACTS / f"{_artifact_name(request)}.bot.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -6,11 +6,23 @@ file, so rewording a message does not break the test and a missing translation d
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
 import pytest
 
 from bot.i18n import LANGUAGES, Localizer
+from bot.usage_api import tenant_key
+from credits.alerts import DEFAULT_THRESHOLD_PERCENT
+from scripts.playground import DEFAULT_TENANT_ID
 from tests.e2e.chat import Chat, normalize, plain
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, USAGE_API_SECRET
+from tests.usage.generate import COLUMNS
 
 pytestmark = pytest.mark.e2e
 
@@ -90,3 +102,98 @@ def test_add_funds_and_assign_a_licence(chat: Chat, localizer: Localizer) -> Non
     assert plain(en.gettext("licences.outcome.assigned")) in normalize(result.inner_text())
     # Kept for a person to look at (tests/e2e/artifacts is not committed).
     chat.page.screenshot(path=str(ARTIFACTS / "licences-result.png"), full_page=True)
+
+
+def pstn_export(charges: list[Decimal]) -> bytes:
+    """An admin centre PSTN usage export: one Communications Credits call (USD) per charge.
+
+    The caller is a made-up user: the Playground's own ids are not GUIDs, which the export's
+    AAD ObjectId column must be.
+    """
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    for charge in charges:
+        writer.writerow({
+            "UsageId": str(uuid.uuid4()), "Call ID": str(uuid.uuid4()), "Conference ID": "",
+            "User Location": "US", "AAD ObjectId": str(uuid.uuid4()),
+            "UPN": "wei.zhang@contoso.example", "User Display Name": "Zhang, Wei (张伟)",
+            "Caller ID": "+14255550100",
+            "Call Type": "user_out", "Number Type": "toll",
+            "Domestic/International": "International", "Destination Dialed": "France",
+            "Destination Number": "+33123***",
+            "Start Time": start.isoformat().replace("+00:00", "Z"),
+            "End Time": (start + timedelta(minutes=5)).isoformat().replace("+00:00", "Z"),
+            "Duration Seconds": "300", "Connection Fee": "0.00", "Charge": f"{charge:.2f}",
+            "Currency": "USD", "Capability": "MCOPSTNPP",
+        })  # fmt: skip
+    return out.getvalue().encode("utf-8-sig")
+
+
+def push_usage(bot: str, tenant_id: str, body: bytes) -> dict:
+    """`POST /api/tenants/{tenant}/usage` with the tenant's key, as a tenant's tooling would."""
+    request = urllib.request.Request(
+        f"{bot}/api/tenants/{tenant_id}/usage",
+        data=body,
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {tenant_key(USAGE_API_SECRET, tenant_id)}",
+            "Content-Type": "text/csv",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        return json.load(response)
+
+
+def test_low_balance_alert_after_a_usage_import(chat: Chat, localizer: Localizer, bot: str) -> None:
+    """An admin buys $100 through the add-funds form; usage pushed through the usage API takes
+    the balance below a fifth of that purchase (the default threshold with auto-recharge off),
+    and the low-balance alert arrives in the personal chat on its own (a proactive message)."""
+    en = localizer.translator("en-US")
+    welcome = chat.wait_for_card(0, en.gettext("welcome.title"))
+
+    # The add-funds form from the welcome card's menu: the amount, the saved demo card (chosen
+    # by default), review, place the order.
+    purchase = Decimal("100.00")
+    before = chat.press(welcome, en.gettext("menu.add_funds"))
+    form = chat.wait_for_card(before, en.gettext("add_funds.title"), 30)
+    form.get_by_label(en.gettext("add_funds.amount_label", currency="USD")).fill("100")
+    before = chat.press(form, en.gettext("add_funds.review"))
+    confirm = chat.wait_for_card(before, en.gettext("confirm.title"), 30)
+    chat.press(confirm, en.gettext("confirm.place"))
+    chat.wait_for_card(0, en.gettext("receipt.title"), 30)
+
+    # Usage worth $85 leaves $15, below the $20 threshold.
+    threshold = purchase * DEFAULT_THRESHOLD_PERCENT / 100
+    before = chat.count()
+    report = push_usage(
+        bot,
+        DEFAULT_TENANT_ID,
+        pstn_export([Decimal("50.00"), Decimal("35.00")]),
+    )
+    assert (report["charged"], report["debited_minor"]) == (2, 8500), report
+    balance = purchase - Decimal("85.00")
+    assert report["balance_after_minor"] == int(balance * 100) < int(threshold * 100)
+
+    # The alert: its title, the balance and threshold, and an Add funds button that opens the
+    # form.
+    alert = chat.wait_for_card(before, en.gettext("alert.balance_low.title"), 30)
+    text = plain(
+        en.gettext(
+            "alert.balance_low.text",
+            balance=en.money(balance, "USD"),
+            threshold=en.money(threshold, "USD"),
+        )
+    )
+    assert text in normalize(alert.inner_text())
+    # Kept for a person to look at (tests/e2e/artifacts is not committed).
+    chat.page.screenshot(path=str(ARTIFACTS / "alert-balance-low.png"), full_page=True)
+
+    before = chat.press(alert, en.gettext("menu.add_funds"))
+    chat.wait_for_card(before, en.gettext("add_funds.title"), 30)
+
+    # Sent once: the install's two activities store one conversation, the crossing one event.
+    title = en.gettext("alert.balance_low.title")
+    assert chat.page.get_by_role("heading", name=title, exact=True).count() == 1
