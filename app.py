@@ -55,6 +55,7 @@ from credits.usage_charging import UsageCharger
 from credits.usage_import import GraphUsageSync, UsageImporter
 from dialogs.add_funds import CONFIRM, AddFundsDialog
 from dialogs.alert_commands import AlertHistory, AlertsHere
+from dialogs.alert_settings import AlertSettingsDialog
 from dialogs.auto_recharge import CONFIRM as AUTO_RECHARGE_CONFIRM
 from dialogs.auto_recharge import AutoRechargeDialog
 from dialogs.commands import Command, CommandParser
@@ -254,6 +255,14 @@ def build_services(
             Command.ADD_FUNDS: add_funds,
             Command.AUTO_RECHARGE: auto_recharge,
             Command.LICENCES: LicencesDialog(licences, cards),
+            Command.ALERTS: AlertSettingsDialog(
+                accounts,
+                credits_repo,
+                alert_store,
+                conversations,
+                cards,
+                maximum=lambda currency: Money.from_decimal(settings.purchase_maximum, currency),
+            ),
         },
         replies={
             Command.STATUS: StatusReply(accounts, cards, advisor),

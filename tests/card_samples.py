@@ -13,6 +13,16 @@ _METHODS = [
 ]
 
 
+_ALERT_KINDS = (
+    "balance_low",
+    "balance_zero",
+    "recharge_succeeded",
+    "recharge_failed",
+    "auto_recharge_disabled",
+    "funds_expiring",
+)
+
+
 def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
     """(template name, data) pairs covering each template's branches."""
     money = "$1,250.50"
@@ -288,4 +298,122 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "warnings": [t("auto_recharge.warning.off")],
             },
         ),
+        # alert settings: the form with the defaults and no channel, then with an error, many
+        # channels and more than are shown; the saved card with thresholds, and with all off.
+        *[
+            (
+                "alert_settings",
+                {
+                    "nonce": "0" * 32,
+                    "kinds": [
+                        {"id": f"kind_{kind}", "title": t(f"alert.kind.{kind}"), "on": on}
+                        for kind in _ALERT_KINDS
+                    ],
+                    "currency": "USD",
+                    "thresholds": thresholds,
+                    "max_chars": 120,
+                    "help": t("alert_settings.thresholds_help", count=5, maximum="$100,000.00"),
+                    "default": default,
+                    "channels": channels,
+                    "more": more,
+                    "errors": errors,
+                },
+            )
+            for on, thresholds, default, channels, more, errors in (
+                (True, "", t("alert_settings.default_none", percent=20), [], "", {}),
+                (
+                    False,
+                    "500, -100",
+                    t("alert_settings.default_purchase", amount="$200.00", percent=20),
+                    [f"Finance \u00b7 General {i}" for i in range(15)],
+                    t("alert_settings.channels_more", count=3),
+                    {
+                        "thresholds": t(
+                            "alert_settings.error.amount",
+                            amount="-100",
+                            problem=t("error.amount.negative"),
+                        )
+                    },
+                ),
+                (
+                    True,
+                    "1,000",
+                    t("alert_settings.default_trigger", amount="$200.00"),
+                    ["19:0a1b2c3d4e5f@thread.tacv2"],
+                    "",
+                    {"thresholds": t("alert_settings.error.too_many", count=5)},
+                ),
+            )
+        ],
+        *[
+            (
+                "alert_settings_saved",
+                {
+                    "facts": [
+                        {
+                            "title": t(f"alert.kind.{kind}"),
+                            "value": t("alert_settings.on" if on else "alert_settings.off"),
+                        }
+                        for kind in _ALERT_KINDS
+                    ]
+                    + [{"title": t("alert_settings.thresholds"), "value": thresholds}],
+                    "warnings": [] if on else [t("alert_settings.warning.none")],
+                },
+            )
+            for on, thresholds in (
+                (True, "$500.00, $100.00"),
+                (False, t("alert_settings.thresholds_default_none")),
+            )
+        ],
+        *_alert_samples(t),
+    ]
+
+
+def _alert_samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
+    """Each kind's alert card as the dispatcher builds it, and the alert history."""
+    from datetime import UTC, datetime
+
+    from bot.alert_cards import AlertCards
+    from bot.i18n import Localizer
+    from cards import CardRenderer
+    from credits.alerts import Delivery, DeliveryState
+    from credits.model import EventKind
+    from dialogs.alert_commands import history_of
+
+    at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    data: dict[EventKind, dict[str, Any]] = {
+        EventKind.BALANCE_LOW: {"threshold_minor": 10_000, "balance_minor": 9_512,
+                                "currency": "USD", "runway_days": 12, "auto_recharge": False},
+        EventKind.BALANCE_ZERO: {"currency": "USD"},
+        EventKind.RECHARGE_SUCCEEDED: {"amount_minor": 50_000, "balance_minor": 59_000,
+                                       "currency": "USD", "method_brand": "Visa",
+                                       "method_last4": "4242", "method_month": 12,
+                                       "method_year": 2029},
+        EventKind.RECHARGE_FAILED: {"reason": "insufficient_funds", "attempt": 2, "of": 3,
+                                    "next_attempt_at": "2026-11-24T12:00:00+00:00"},
+        EventKind.AUTO_RECHARGE_DISABLED: {"reason": "method_unknown"},
+        EventKind.FUNDS_EXPIRING: {"amount_minor": 20_000, "currency": "EUR",
+                                   "expires_at": "2026-12-23T00:00:00+00:00", "days": 30},
+        EventKind.FUNDS_EXPIRED: {"amount_minor": 20_000,
+                                  "expired_at": "2026-11-20T00:00:00+00:00"},
+    }  # fmt: skip
+    builder = AlertCards(CardRenderer(), Localizer.from_directory())
+    deliveries = [
+        Delivery("t", f"{kind.value}-1", kind, at, values, "a:1", "personal", t.tag, "Alex Wilber")
+        for kind, values in data.items()
+    ]
+    history = [
+        *deliveries,
+        Delivery("t", "balance_low-1", EventKind.BALANCE_LOW, at, {}, "19:x", "channel", "fr",
+                 "Billing", state=DeliveryState.DEAD, attempts=5),
+    ]  # fmt: skip
+    states = list(DeliveryState)
+    history = [
+        d if i >= len(states) else Delivery(**{**d.__dict__, "state": states[i], "attempts": i})
+        for i, d in enumerate(history)
+    ]
+    return [
+        *(("alert", builder.content(d, t)) for d in deliveries),
+        ("alert_history", {"alerts": []}),
+        ("alert_history", {"alerts": history_of(t, history)}),
     ]

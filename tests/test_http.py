@@ -56,7 +56,8 @@ async def test_tenant_from_conversation_is_accepted(client, connector):
 async def test_menu_button_routes_like_the_command(client, connector):
     await send(client, activities.message(connector.url, value={"command": "alerts"}))
     t = L10N.translator("en-US")
-    assert connector.texts() == [t("coming_soon", feature=t("menu.alerts"))]
+    [card] = connector.cards()
+    assert card_texts(card)[0] == t("alert_settings.title")
 
 
 async def test_unknown_text_gets_a_hint_and_the_menu(client, connector):

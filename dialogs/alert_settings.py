@@ -1,0 +1,293 @@
+"""The alert settings flow: one form (pre-filled with the admin's saved choices) → saved.
+
+Each admin chooses for themself which kinds of alert they receive and at which balances they
+hear that it is low; the form also lists the channels that receive every alert. The typed values
+are checked on the server: a problem shows at the field with the typed values kept, and nothing
+is saved. A submit the card could not have sent (another nonce, a toggle that is not
+"true"/"false", a value that is not text or longer than the card allows) changes nothing.
+
+Saving stores the admin's preferences, then sets the account's low-balance thresholds to every
+admin's (see `credits.alert_settings.sync_account_thresholds`), so the ledger raises a low-balance
+alert at each of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from babel.lists import format_list
+from babel.numbers import format_decimal, get_decimal_symbol
+from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.dialogs import (
+    ComponentDialog,
+    Dialog,
+    DialogTurnResult,
+    WaterfallDialog,
+    WaterfallStepContext,
+)
+
+from bot.i18n import Translator
+from bot.turn import tenant_id_of, translator_of
+from cards import CardRenderer
+from credits import alert_settings as rules
+from credits.accounts import AccountService
+from credits.alerts import (
+    CHOOSABLE_KINDS,
+    DEFAULT_THRESHOLD_PERCENT,
+    AlertPreferences,
+    default_thresholds,
+)
+from credits.model import Account
+from credits.money import Money, currency_exponent
+from credits.repository import CreditsRepository
+from dialogs.add_funds import _money
+from dialogs.forms import actor_of, is_submit, replace_card, text_of, wait_again
+from storage.alerts import TableAlertStore
+from storage.conversations import ConversationRepository
+
+logger = logging.getLogger(__name__)
+
+FORM = "alert_settings"
+THRESHOLDS = "thresholds"
+KIND_FIELDS = {kind: f"kind_{kind.value}" for kind in CHOOSABLE_KINDS}
+FIELDS = (*KIND_FIELDS.values(), THRESHOLDS)
+# The card lets an admin type this much; a longer value was not typed into the card.
+THRESHOLDS_MAX_CHARS = 120
+# Channels listed on the form; more are counted, so the card stays far below Teams' limit.
+MAX_CHANNELS_SHOWN = 15
+
+
+class AlertSettingsDialog(ComponentDialog):
+    def __init__(
+        self,
+        accounts: AccountService,
+        repository: CreditsRepository,
+        alerts: TableAlertStore,
+        conversations: ConversationRepository,
+        cards: CardRenderer,
+        *,
+        maximum: Callable[[str], Money],
+    ) -> None:
+        super().__init__(AlertSettingsDialog.__name__)
+        self._accounts = accounts
+        self._repo = repository
+        self._alerts = alerts
+        self._conversations = conversations
+        self._cards = cards
+        self._maximum = maximum
+        self.add_dialog(WaterfallDialog(WaterfallDialog.__name__, [self.form_step, self.save_step]))
+        self.initial_dialog_id = WaterfallDialog.__name__
+
+    # --- steps ------------------------------------------------------------------------------
+
+    async def form_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        options = step.options if isinstance(step.options, dict) else {}
+        tenant_id = tenant_id_of(step.context.activity) or ""
+        account = await self._accounts.get_or_create(tenant_id)
+        t = translator_of(step.context)
+        nonce = options.get("nonce") or uuid.uuid4().hex
+        step.values["nonce"] = nonce
+        values = options.get("values")
+        if not values:
+            saved = await self._alerts.preferences(tenant_id, actor_of(step.context))
+            values = _values_of(t, account, saved or AlertPreferences())
+        await self._send_form(step.context, t, account, nonce, values, options.get("errors") or {})
+        return Dialog.end_of_turn
+
+    async def save_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        value = step.context.activity.value
+        nonce = step.values["nonce"]
+        if not is_submit(value, FORM, nonce) or not _well_formed(value):
+            return await self._unexpected(step)
+        t = translator_of(step.context)
+        account = await self._accounts.get_or_create(tenant_id_of(step.context.activity) or "")
+        fields = _safe(value)
+        currency = account.currency
+        problem, thresholds = rules.parse_thresholds(
+            fields[THRESHOLDS], currency, t.language.babel, maximum=self._maximum(currency)
+        )
+        if problem is not None:
+            errors = {THRESHOLDS: self._error(t, problem, currency)}
+            return await step.replace_dialog(
+                self.initial_dialog_id, {"values": fields, "errors": errors, "nonce": nonce}
+            )
+        kinds = frozenset(kind for kind, name in KIND_FIELDS.items() if fields[name] == "true")
+        await self.save(step.context, AlertPreferences(kinds, thresholds))
+        return await step.end_dialog()
+
+    # --- saving -----------------------------------------------------------------------------
+
+    async def save(self, turn_context: TurnContext, preferences: AlertPreferences) -> None:
+        tenant_id = tenant_id_of(turn_context.activity) or ""
+        admin = actor_of(turn_context)
+        await self._alerts.save_preferences(tenant_id, admin, preferences)
+        account = await rules.sync_account_thresholds(
+            self._repo, tenant_id, self._alerts.all_preferences
+        )
+        logger.info("alert preferences saved for an admin of tenant %s", tenant_id)
+        await replace_card(
+            turn_context, self._saved_card(translator_of(turn_context), account, preferences)
+        )
+
+    def _saved_card(self, t: Translator, account: Account, preferences: AlertPreferences):
+        currency = account.currency
+        facts = [
+            {
+                "title": t(f"alert.kind.{kind.value}"),
+                "value": t(
+                    "alert_settings.on" if kind in preferences.kinds else "alert_settings.off"
+                ),
+            }
+            for kind in CHOOSABLE_KINDS
+        ]
+        if preferences.thresholds_minor:
+            thresholds = format_list(
+                [_money(t, minor, currency) for minor in preferences.thresholds_minor],
+                locale=t.language.babel,
+            )
+        else:
+            defaults = default_thresholds(account)
+            thresholds = (
+                t("alert_settings.thresholds_default", amount=_money(t, defaults[0], currency))
+                if defaults
+                else t("alert_settings.thresholds_default_none")
+            )
+        facts.append({"title": t("alert_settings.thresholds"), "value": thresholds})
+        none_on = not any(kind in preferences.kinds for kind in CHOOSABLE_KINDS)
+        return self._cards.attachment(
+            "alert_settings_saved",
+            t,
+            facts=facts,
+            warnings=[t("alert_settings.warning.none")] if none_on else [],
+        )
+
+    # --- cards ------------------------------------------------------------------------------
+
+    async def _send_form(
+        self,
+        turn_context: TurnContext,
+        t: Translator,
+        account: Account,
+        nonce: str,
+        values: dict[str, str],
+        errors: dict[str, str],
+    ) -> None:
+        currency = account.currency
+        channels = await self._channels(account.tenant_id)
+        shown = channels[:MAX_CHANNELS_SHOWN]
+        await turn_context.send_activity(
+            MessageFactory.attachment(
+                self._cards.attachment(
+                    "alert_settings",
+                    t,
+                    nonce=nonce,
+                    kinds=[
+                        {
+                            "id": name,
+                            "title": t(f"alert.kind.{kind.value}"),
+                            "on": text_of(values.get(name)) != "false",
+                        }
+                        for kind, name in KIND_FIELDS.items()
+                    ],
+                    currency=currency,
+                    thresholds=text_of(values.get(THRESHOLDS))[:THRESHOLDS_MAX_CHARS],
+                    max_chars=THRESHOLDS_MAX_CHARS,
+                    help=t(
+                        "alert_settings.thresholds_help",
+                        count=rules.MAX_THRESHOLDS,
+                        maximum=_money(t, self._maximum(currency).minor, currency),
+                    ),
+                    default=_default_text(t, account),
+                    channels=shown,
+                    more=(
+                        t("alert_settings.channels_more", count=len(channels) - len(shown))
+                        if len(channels) > len(shown)
+                        else ""
+                    ),
+                    errors=errors,
+                )
+            )
+        )
+
+    async def _channels(self, tenant_id: str) -> list[str]:
+        """The channels and group chats subscribed to alerts, by name, in a stable order."""
+        names = [
+            (c.reference.conversation.name if c.reference.conversation else None)
+            or c.conversation_id
+            for c in await self._conversations.list_active(tenant_id)
+            if c.subscribed and c.kind != "personal"
+        ]
+        return sorted(names, key=str.casefold)
+
+    def _error(self, t: Translator, problem: rules.ThresholdProblem, currency: str) -> str:
+        if problem.code == rules.TOO_MANY:
+            return t("alert_settings.error.too_many", count=rules.MAX_THRESHOLDS)
+        message = t(
+            f"error.{problem.code}",
+            maximum=_money(t, self._maximum(currency).minor, currency),
+            decimals=currency_exponent(currency),
+        )
+        if not problem.amount:
+            return message
+        return t("alert_settings.error.amount", amount=problem.amount[:24], problem=message)
+
+    async def _unexpected(self, step: WaterfallStepContext) -> DialogTurnResult:
+        """Typed text, a stale or forged card while the form is open: say how to go on, and
+        keep waiting for the same form."""
+        t = translator_of(step.context)
+        await step.context.send_activity(t("alert_settings.use_the_form"))
+        return wait_again(step)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _well_formed(value: dict[str, Any]) -> bool:
+    """What the card sends: every toggle "true" or "false", the thresholds text within bounds
+    (Teams may leave an empty text input out)."""
+    if any(value.get(name) not in ("true", "false") for name in KIND_FIELDS.values()):
+        return False
+    thresholds = value.get(THRESHOLDS, "")
+    return isinstance(thresholds, str) and len(thresholds) <= THRESHOLDS_MAX_CHARS
+
+
+def _safe(value: dict[str, Any]) -> dict[str, str]:
+    """The form's own fields, as bounded text: nothing else of a submit enters dialog state."""
+    return {k: text_of(value.get(k))[:THRESHOLDS_MAX_CHARS] for k in FIELDS}
+
+
+def _values_of(t: Translator, account: Account, preferences: AlertPreferences) -> dict[str, str]:
+    """Saved preferences as the form shows them, amounts written in the admin's locale."""
+    values = {
+        name: "true" if kind in preferences.kinds else "false" for kind, name in KIND_FIELDS.items()
+    }
+    locale = t.language.babel
+    # A comma between amounts reads badly where it is also the decimal separator.
+    separator = "; " if get_decimal_symbol(locale) == "," else ", "
+    values[THRESHOLDS] = separator.join(
+        _plain(locale, minor, account.currency) for minor in preferences.thresholds_minor
+    )
+    return values
+
+
+def _plain(locale: str, minor: int, currency: str) -> str:
+    """An amount without its currency, as parse_amount reads it back ("500", "1.250,50")."""
+    amount = Money(minor, currency).to_decimal()
+    exponent = currency_exponent(currency)
+    whole = minor % (10**exponent) == 0
+    pattern = "#,##0" if whole else "#,##0." + "0" * exponent
+    return format_decimal(amount, format=pattern, locale=locale)
+
+
+def _default_text(t: Translator, account: Account) -> str:
+    """What applies when the field is left empty, and why."""
+    defaults = default_thresholds(account)
+    if not defaults:
+        return t("alert_settings.default_none", percent=DEFAULT_THRESHOLD_PERCENT)
+    amount = _money(t, defaults[0], account.currency)
+    if account.auto_recharge.enabled and account.auto_recharge.trigger_minor > 0:
+        return t("alert_settings.default_trigger", amount=amount)
+    return t("alert_settings.default_purchase", amount=amount, percent=DEFAULT_THRESHOLD_PERCENT)
