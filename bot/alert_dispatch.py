@@ -345,6 +345,7 @@ class AlertDispatcher:
             )
             if result.outcome == Outcome.NOT_CLAIMED:
                 return  # another dispatcher is sending this conversation's alerts
+            await self._limits.sent(tenant_id, delivery.conversation_id)
             claimed = claims[0]
             sent = claimed.value
             now = self._clock()

@@ -17,13 +17,13 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from limits import RateLimitItem, parse
+from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 PER_CONVERSATION = ("7/1 second", "8/2 seconds", "60/30 seconds", "1800/hour")
 PER_TENANT = ("30/1 second",)
-# Teams counts arrivals, we count departures: wait a little past a window's end.
+# Wait a little past a window's end: clocks and queues lie between us and Teams.
 JITTER_MARGIN = 0.05
 
 
@@ -40,20 +40,28 @@ class TeamsRateLimits:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def acquire(self, tenant_id: str, conversation_id: str) -> float:
-        """Wait until one more message fits every window; the seconds waited."""
-        checks: list[tuple[RateLimitItem, tuple[str, ...]]] = [
-            *((item, ("t", tenant_id)) for item in self._tenant),
-            *((item, ("c", tenant_id, conversation_id)) for item in self._conversation),
-        ]
+        """Wait until one more message fits every window; the seconds waited.
+
+        The tenant's window counts the message now. The conversation's windows count it when
+        `sent` is called after the answer: Teams counts arrivals, and a request can sit in a
+        client queue before it leaves, so counting from the answer (which comes after the
+        arrival) keeps a conversation's messages spaced as Teams sees them.
+        """
+        tenant = [(item, ("t", tenant_id)) for item in self._tenant]
+        conversation = [(item, ("c", tenant_id, conversation_id)) for item in self._conversation]
         lock = self._locks.setdefault(tenant_id, asyncio.Lock())
         started = time.monotonic()
         while True:
             async with lock:
-                # Test every window first and hit them only together, under the tenant's lock,
-                # so a message never counts against one window and then waits on another.
-                blocked = [c for c in checks if not await self._limiter.test(c[0], *c[1])]
+                # Test every window first and count only when all have room, under the
+                # tenant's lock, so a message never uses up one window while waiting on another.
+                blocked = [
+                    (item, key)
+                    for item, key in [*tenant, *conversation]
+                    if not await self._limiter.test(item, *key)
+                ]
                 if not blocked:
-                    for item, key in checks:
+                    for item, key in tenant:
                         await self._limiter.hit(item, *key)
                     return time.monotonic() - started
                 resets = [
@@ -61,3 +69,12 @@ class TeamsRateLimits:
                     for item, key in blocked
                 ]
             await asyncio.sleep(max(0.01, max(resets) - time.time() + JITTER_MARGIN))
+
+    async def sent(self, tenant_id: str, conversation_id: str) -> None:
+        """Count a message in its conversation's windows, once its request was answered.
+
+        A conversation's messages go one after another (the dispatcher waits for each answer),
+        so between `acquire` and `sent` no other message of the conversation can slip in.
+        """
+        for item in self._conversation:
+            await self._limiter.hit(item, "c", tenant_id, conversation_id)
