@@ -41,6 +41,7 @@ bench: deps
 	$(PY) -m scripts.bench_licences
 	$(PY) -m scripts.bench_usage_parse
 	$(PY) -m scripts.bench_usage_import
+	$(PY) -m scripts.bench_alerts
 
 lint: deps
 	$(PY) -m ruff check .

@@ -101,6 +101,7 @@ class Services:
     jobs: JobRunner
     job_list: tuple[Job, ...]
     alerts: AlertDispatcher
+    sender: ProactiveSender
     usage_upload: Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -288,13 +289,14 @@ def build_services(
         conversations=conversations,
     )
     adapter = AdapterWithErrorHandler(settings, conversation_state, localizer)
+    sender = ProactiveSender(adapter, settings.microsoft_app_id)
     alerts = AlertDispatcher(
         events=credits_repo,
         store=alert_store,
         conversations=conversations,
         is_admin=admins.is_admin,
         cards=AlertCards(cards, localizer),
-        sender=ProactiveSender(adapter, settings.microsoft_app_id),
+        sender=sender,
         limits=TeamsRateLimits(),
         clock=_utcnow,
         errors=(AzureError, DirectoryError),
@@ -346,6 +348,7 @@ def build_services(
         jobs=jobs,
         job_list=job_list,
         alerts=alerts,
+        sender=sender,
         usage_upload=usage_handler(
             settings.usage_api_secret,
             lambda tenant, body, origin: importer.import_file(tenant, body, origin=origin),
@@ -427,6 +430,7 @@ async def _background_jobs(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await services.sender.close()
 
 
 async def messages(request: web.Request) -> web.StreamResponse:

@@ -1,9 +1,9 @@
 """Proactive sends through the Bot Connector, with every failure sorted by what to do next.
 
-The send goes through `CloudAdapter.continue_conversation`, so production uses the app's
-credentials and the local stack (unauthenticated) posts to the Playground's connector as is.
-The message is posted to the conversation itself, not as a reply: a stored reference names the
-activity that installed the bot, and a reply to it would land in an old thread of a channel.
+The connector client comes from CloudAdapter's own connector factory, so production uses the
+app's credentials and the local stack (unauthenticated) posts to the Playground's connector as
+is. The message is posted to the conversation itself, not as a reply: a stored reference names
+the activity that installed the bot, and a reply to it would land in an old thread of a channel.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
-from botbuilder.core import BotAdapter, TurnContext
+from botbuilder.core import CloudAdapterBase
 from botbuilder.schema import Activity, ConversationReference, ErrorResponseException
+from botframework.connector import ConnectorClient
 from msrest.exceptions import ClientRequestError
 
 logger = logging.getLogger(__name__)
@@ -52,10 +53,22 @@ class SendResult:
 
 
 class ProactiveSender:
-    def __init__(self, adapter: BotAdapter, app_id: str, timeout: timedelta = SEND_TIMEOUT) -> None:
+    """Sends with a connector client per service URL, made by the adapter's connector factory.
+
+    `continue_conversation` would build a new connector client (and a user-token client) for
+    every message: at alert-storm rates that is most of the CPU and a new TLS connection per
+    alert. The factory is the one CloudAdapter itself uses, so the app's credentials, token
+    refresh and audience are the same; the client and its connection pool are simply kept.
+    """
+
+    def __init__(
+        self, adapter: CloudAdapterBase, app_id: str, timeout: timedelta = SEND_TIMEOUT
+    ) -> None:
         self._adapter = adapter
         self._app_id = app_id
         self._timeout = timeout.total_seconds()
+        self._clients: dict[str, ConnectorClient] = {}
+        self._creating: dict[str, asyncio.Lock] = {}
 
     async def send(
         self,
@@ -65,27 +78,13 @@ class ProactiveSender:
     ) -> SendResult:
         """Post `activity` to the conversation; `claim()` runs right before the POST.
 
-        The claim is the durable "this message is on its way" mark. Taking it here, once the
-        connector client (and in production its token) is ready, leaves no awaited work between
+        The claim is the durable "this message is on its way" mark. Taking it once the
+        connector client (and in production its token) is ready leaves no awaited work between
         the mark and the request: a crash between the two is as unlikely as it can be made.
         """
-        results: list[SendResult] = []
-
-        async def callback(turn_context: TurnContext) -> None:
-            if claim is not None and not await claim():
-                results.append(SendResult(Outcome.NOT_CLAIMED))
-                return
-            # Failures are caught here: raised out of the callback, the adapter's turn error
-            # handler would take them for a failed user turn and apologise to the recipient.
-            results.append(await self._post(turn_context, reference, activity))
-
-        await self._adapter.continue_conversation(reference, callback, self._app_id)
-        return results[0]
-
-    async def _post(
-        self, turn_context: TurnContext, reference: ConversationReference, activity: Activity
-    ) -> SendResult:
-        client = turn_context.turn_state[BotAdapter.BOT_CONNECTOR_CLIENT_KEY]
+        client = await self._client(reference.service_url)
+        if claim is not None and not await claim():
+            return SendResult(Outcome.NOT_CLAIMED)
         activity.conversation = reference.conversation
         activity.service_url = reference.service_url
         activity.channel_id = reference.channel_id
@@ -103,6 +102,24 @@ class ProactiveSender:
         except ClientRequestError as error:
             return SendResult(Outcome.RETRY, error=f"connection: {type(error).__name__}")
         return SendResult(Outcome.SENT, activity_id=getattr(response, "id", "") or "")
+
+    async def _client(self, service_url: str) -> ConnectorClient:
+        client = self._clients.get(service_url)
+        if client is not None:
+            return client
+        async with self._creating.setdefault(service_url, asyncio.Lock()):
+            if service_url not in self._clients:
+                claims = self._adapter.create_claims_identity(self._app_id)
+                factory = self._adapter.bot_framework_authentication.create_connector_factory(
+                    claims
+                )
+                self._clients[service_url] = await factory.create(service_url, None)
+        return self._clients[service_url]
+
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.__aexit__(None, None, None)  # msrest's way to close its sessions
 
 
 def classify(status: int, headers, message: str) -> SendResult:

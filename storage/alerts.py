@@ -19,7 +19,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from credits.alerts import AlertPreferences, Delivery, DeliveryState
@@ -28,6 +28,7 @@ from credits.repository import Versioned
 from storage.keys import escape_key
 
 DELIVERY = "d-"
+MAX_TRANSACTION_OPERATIONS = 100
 PREFERENCES = "prefs-"
 # Milliseconds since the epoch fit 13 digits until the year 2286.
 _INVERT = 10**13
@@ -46,9 +47,21 @@ class TableAlertStore:
     async def create_deliveries(self, deliveries: Sequence[Delivery]) -> int:
         """Insert the deliveries not yet stored; the number inserted.
 
-        One event's recipients are few, so each is its own insert: a duplicate (the fan-out ran
-        before and crashed before marking the event) is skipped without failing the others.
+        One event's deliveries share the tenant's partition: one transaction inserts them all.
+        When one exists already (the fan-out ran before and crashed before marking the event),
+        the transaction fails as a whole and each is inserted on its own, skipping duplicates.
         """
+        if not deliveries:
+            return 0
+        if len(deliveries) <= MAX_TRANSACTION_OPERATIONS:
+            try:
+                await self._table.submit_transaction(
+                    [("create", _delivery_entity(d)) for d in deliveries]
+                )
+                return len(deliveries)
+            except TableTransactionError as error:
+                if error.status_code != 409:
+                    raise
 
         async def create(delivery: Delivery) -> int:
             try:
