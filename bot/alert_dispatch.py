@@ -204,11 +204,11 @@ class AlertDispatcher:
 
     async def dispatch(self, tenant_id: str) -> DispatchReport:
         report = DispatchReport()
-        conversations = {
-            c.conversation_id: c for c in await self._conversations.list_active(tenant_id)
-        }
+        # A tenant with nothing to do costs the sweep two reads: events, then open deliveries.
+        conversations: dict[str, StoredConversation] | None = None
         events = await self._events.undelivered_events(tenant_id)
         if events:
+            conversations = await self._active(tenant_id)
             await self._fan_out(tenant_id, events, conversations, report)
         now = self._clock()
         by_conversation: dict[str, list[Versioned[Delivery]]] = defaultdict(list)
@@ -227,13 +227,18 @@ class AlertDispatcher:
                 by_conversation[delivery.conversation_id].append(current)
             elif delivery.next_at is not None:
                 self._wake_at(tenant_id, delivery.next_at)
+        if by_conversation and conversations is None:
+            conversations = await self._active(tenant_id)
         await asyncio.gather(
             *(
-                self._send_in_order(tenant_id, conversations.get(cid), rows, report)
+                self._send_in_order(tenant_id, (conversations or {}).get(cid), rows, report)
                 for cid, rows in by_conversation.items()
             )
         )
         return report
+
+    async def _active(self, tenant_id: str) -> dict[str, StoredConversation]:
+        return {c.conversation_id: c for c in await self._conversations.list_active(tenant_id)}
 
     async def _fan_out(
         self,
