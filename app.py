@@ -55,6 +55,7 @@ from credits.usage_charging import UsageCharger
 from credits.usage_import import GraphUsageSync, UsageImporter
 from dialogs.add_funds import CONFIRM, AddFundsDialog
 from dialogs.alert_commands import AlertHistory, AlertsHere
+from dialogs.alert_settings import FORM as ALERT_SETTINGS_FORM
 from dialogs.alert_settings import AlertSettingsDialog
 from dialogs.auto_recharge import CONFIRM as AUTO_RECHARGE_CONFIRM
 from dialogs.auto_recharge import AutoRechargeDialog
@@ -247,6 +248,14 @@ def build_services(
         download_hosts=settings.usage_download_hosts,
         advisor=advisor,
     )
+    alert_settings = AlertSettingsDialog(
+        accounts,
+        credits_repo,
+        alert_store,
+        conversations,
+        cards,
+        maximum=lambda currency: Money.from_decimal(settings.purchase_maximum, currency),
+    )
     main_dialog = MainDialog(
         conversation_state.create_property("DialogState"),
         CommandParser.from_localizer(localizer),
@@ -256,14 +265,7 @@ def build_services(
             Command.ADD_FUNDS: add_funds,
             Command.AUTO_RECHARGE: auto_recharge,
             Command.LICENCES: LicencesDialog(licences, cards),
-            Command.ALERTS: AlertSettingsDialog(
-                accounts,
-                credits_repo,
-                alert_store,
-                conversations,
-                cards,
-                maximum=lambda currency: Money.from_decimal(settings.purchase_maximum, currency),
-            ),
+            Command.ALERTS: alert_settings,
         },
         replies={
             Command.STATUS: StatusReply(accounts, cards, advisor),
@@ -275,6 +277,7 @@ def build_services(
         orphan_submits={
             CONFIRM: lambda tc, value: add_funds.replay_confirmation(tc, value.get("nonce")),
             AUTO_RECHARGE_CONFIRM: lambda tc, _value: auto_recharge.show_saved(tc),
+            ALERT_SETTINGS_FORM: lambda tc, _value: alert_settings.show_saved(tc),
         },
         authorize=_admins_only(admins),
         on_file=usage.on_file,

@@ -132,6 +132,14 @@ class AlertSettingsDialog(ComponentDialog):
             turn_context, self._saved_card(translator_of(turn_context), account, preferences)
         )
 
+    async def show_saved(self, turn_context: TurnContext) -> None:
+        """Save pressed on a form whose flow has ended: the settings as saved, nothing written."""
+        tenant_id = tenant_id_of(turn_context.activity) or ""
+        account = await self._accounts.get_or_create(tenant_id)
+        saved = await self._alerts.preferences(tenant_id, actor_of(turn_context))
+        card = self._saved_card(translator_of(turn_context), account, saved or AlertPreferences())
+        await replace_card(turn_context, card)
+
     def _saved_card(self, t: Translator, account: Account, preferences: AlertPreferences):
         currency = account.currency
         facts = [

@@ -256,9 +256,12 @@ async def test_save_pressed_again_after_saving_changes_nothing(client, connector
     form = await open_form(chat)
     await save(chat, form, thresholds="500")
     account = await stores.credits.get_account(activities.TENANT)
-    await save(chat, form, thresholds="50")  # the flow has ended
+    again = await save(chat, form, thresholds="50")  # the flow has ended
     assert (await stores.preferences()).thresholds_minor == (50000,)
     assert (await stores.credits.get_account(activities.TENANT)).etag == account.etag
+    # The answer is the settings as saved, not the menu.
+    assert card_texts(again)[0] == EN("alert_settings.saved_title")
+    assert "$500.00" in card_texts(again)
 
 
 # --- problems at the field ---------------------------------------------------------------------
