@@ -85,6 +85,9 @@ EXPIRY_INTERVAL = timedelta(hours=1)
 USAGE_SYNC_INTERVAL = timedelta(hours=6)
 # Alerts go out on a wake-up from the commit that wrote them; the sweep catches the rest.
 ALERT_SWEEP_INTERVAL = timedelta(seconds=30)
+# Alert history goes back this far; older deliveries are deleted once a day.
+ALERT_RETENTION = timedelta(days=90)
+ALERT_RETENTION_INTERVAL = timedelta(days=1)
 # Bot Framework activities are small; a megabyte is generous and bounds what a caller can send.
 MAX_REQUEST_BYTES = 1024 * 1024
 
@@ -317,6 +320,11 @@ def build_services(
         Job("expiry", EXPIRY_INTERVAL, expiry.run),
         # The safety net: finds what a crash or another instance left in the outbox.
         Job("alerts-sweep", ALERT_SWEEP_INTERVAL, alerts.wake_async),
+        Job(
+            "alerts-retention",
+            ALERT_RETENTION_INTERVAL,
+            lambda tenant: alert_store.prune(tenant, _utcnow() - ALERT_RETENTION),
+        ),
     )
     if pstn_calls is not None:
         sync = GraphUsageSync(

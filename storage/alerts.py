@@ -114,6 +114,30 @@ class TableAlertStore:
             raise DeliveryClaimedError(new.message_id) from error
         return Versioned(new, result["etag"])
 
+    async def prune(self, tenant_id: str, before: datetime) -> int:
+        """Delete deliveries of alerts older than `before` (finished or not); the number deleted.
+
+        The RowKey carries the inverted event time, so the old rows are one range at the end of
+        the partition; they go in transactions of up to 100 deletes.
+        """
+        inverted = _INVERT - int(before.timestamp() * 1000)
+        query = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey gt @lo and RowKey lt @hi",
+            parameters={
+                "pk": escape_key(tenant_id),
+                "lo": f"{DELIVERY}{inverted:013d}",
+                "hi": DELIVERY[:-1] + ".",
+            },
+            select=["PartitionKey", "RowKey"],
+        )
+        keys = [(e["PartitionKey"], e["RowKey"]) async for e in query]
+        for start in range(0, len(keys), MAX_TRANSACTION_OPERATIONS):
+            chunk = keys[start : start + MAX_TRANSACTION_OPERATIONS]
+            await self._table.submit_transaction(
+                [("delete", {"PartitionKey": pk, "RowKey": rk}) for pk, rk in chunk]
+            )
+        return len(keys)
+
     # --- preferences -----------------------------------------------------------------------
 
     async def preferences(self, tenant_id: str, user_id: str) -> AlertPreferences | None:

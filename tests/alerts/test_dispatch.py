@@ -354,3 +354,19 @@ def test_redelivered_row_keys_are_deterministic():
     assert delivery_row_key(one) == delivery_row_key(replace(one, locale="fr", attempts=3))
     later = replace(one, event_at=at + timedelta(seconds=1), event_id="balance_zero-2")
     assert delivery_row_key(later) < delivery_row_key(one)  # newest first
+
+
+async def test_deliveries_older_than_the_retention_are_pruned(harness, connector):
+    await harness.personal("a:admin", "admin")
+    now = datetime.now(UTC)
+    for n, age in enumerate((200, 95, 89, 1)):
+        await harness.event(
+            EventKind.BALANCE_ZERO, event_id=f"balance_zero-{n}", at=now - timedelta(days=age)
+        )
+    await harness.dispatcher().dispatch(TENANT)
+    assert len(await harness.alerts.recent(TENANT, 10)) == 4
+
+    assert await harness.alerts.prune(TENANT, now - timedelta(days=90)) == 2
+    kept = await harness.alerts.recent(TENANT, 10)
+    assert [d.event_id for d in kept] == ["balance_zero-3", "balance_zero-2"]
+    assert await harness.alerts.prune(TENANT, now - timedelta(days=90)) == 0
