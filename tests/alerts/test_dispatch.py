@@ -370,3 +370,27 @@ async def test_deliveries_older_than_the_retention_are_pruned(harness, connector
     kept = await harness.alerts.recent(TENANT, 10)
     assert [d.event_id for d in kept] == ["balance_zero-3", "balance_zero-2"]
     assert await harness.alerts.prune(TENANT, now - timedelta(days=90)) == 0
+
+
+async def test_a_slow_tenant_does_not_hold_up_the_others(table_store, settings, connector):
+    from tests.fakes.connector import slow
+
+    harness = Harness(table_store, settings, connector.url)
+    for tenant in ("tenant-slow", "tenant-quick"):
+        await harness.account(tenant)
+        await harness.personal(f"a:{tenant}", f"admin-{tenant}", tenant=tenant)
+    connector.fail("a:tenant-slow", slow(3.0))  # Teams takes 3 s to answer this chat
+    dispatcher = harness.dispatcher()
+    task = await running(dispatcher)
+    try:
+        await harness.event(EventKind.BALANCE_ZERO, tenant="tenant-slow")
+        await harness.event(EventKind.BALANCE_ZERO, tenant="tenant-quick")
+
+        async def both() -> bool:
+            return len(connector.posted) == 2
+
+        await wait_until(both)
+    finally:
+        await stop(task)
+    # The quick tenant's alert was answered while the slow one was still waiting.
+    assert connector.answered == ["a:tenant-quick", "a:tenant-slow"]

@@ -60,6 +60,8 @@ class FakeConnector:
     faults: dict[str, list[Fault]] = field(default_factory=lambda: defaultdict(list))
     in_flight: int = 0
     peak_in_flight: int = 0
+    answered: list[str] = field(default_factory=list)
+    """Conversation ids in the order their requests were answered."""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def fail(self, conversation_id: str, *faults: Fault) -> None:
@@ -84,6 +86,7 @@ class FakeConnector:
             return await self._answer(request)
         finally:
             self.in_flight -= 1
+            self.answered.append(request.match_info["conversation_id"])
 
     async def _answer(self, request: web.Request) -> web.Response:
         arrived = time.monotonic()
