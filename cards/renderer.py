@@ -31,6 +31,8 @@ class CardRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            # Templates ship with the code: no stat() of the file on every render.
+            auto_reload=False,
         )
         self._env.globals["card_version"] = CARD_VERSION
         self._env.globals["menu_commands"] = [c.value for c in MENU_COMMANDS]
