@@ -15,7 +15,6 @@ from bot.i18n import Localizer, Translator
 from cards import CardRenderer
 from credits.alerts import Delivery
 from credits.model import EventKind
-from credits.money import Money
 from credits.payments import DeclineReason
 
 _COLORS = {
@@ -57,7 +56,7 @@ class AlertCards:
         currency = str(data.get("currency") or "USD")
 
         def money(key: str) -> str:
-            return _money(t, int(data.get(key) or 0), currency)
+            return t.minor_money(int(data.get(key) or 0), currency)
 
         lines: list[str] = []
         facts: list[dict[str, str]] = []
@@ -139,10 +138,6 @@ class AlertCards:
             "when": t.datetime(delivery.event_at),
             "actions": [{"command": c, "title": title} for c, title in actions],
         }
-
-
-def _money(t: Translator, minor: int, currency: str) -> str:
-    return t.money(Money(minor, currency).to_decimal(), currency)
 
 
 def _reason(t: Translator, reason: str) -> str:

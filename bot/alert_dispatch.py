@@ -25,7 +25,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -79,7 +79,6 @@ class DispatchReport:
     dead: int = 0
     gone: int = 0
     unconfirmed: int = 0
-    waited_seconds: list[float] = field(default_factory=list)
 
 
 class Wakeups:
@@ -339,9 +338,7 @@ class AlertDispatcher:
                     report,
                 )
                 continue
-            report.waited_seconds.append(
-                await self._limits.acquire(tenant_id, delivery.conversation_id)
-            )
+            await self._limits.acquire(tenant_id, delivery.conversation_id)
             claims: list[Versioned[Delivery]] = []
             result = await self._sender.send(
                 conversation.reference,

@@ -22,6 +22,8 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
 from babel.support import Translations
 
+from credits.money import Money
+
 logger = logging.getLogger(__name__)
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
@@ -89,6 +91,10 @@ class Translator:
 
     def money(self, amount: Decimal, currency: str) -> str:
         return format_currency(amount, currency, locale=self._locale)
+
+    def minor_money(self, minor: int, currency: str) -> str:
+        """An amount kept in minor units (as the ledger keeps money), formatted."""
+        return self.money(Money(minor, currency).to_decimal(), currency)
 
     def number(self, value: Decimal | int) -> str:
         return format_decimal(value, locale=self._locale)

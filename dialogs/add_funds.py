@@ -178,8 +178,8 @@ class AddFundsDialog(ComponentDialog):
                 "add_funds_receipt",
                 t,
                 order_id=order.key[:12].upper(),
-                amount=_money(t, order.amount_minor, order.currency),
-                balance=_money(t, after.balance_minor, after.currency),
+                amount=t.minor_money(order.amount_minor, order.currency),
+                balance=t.minor_money(after.balance_minor, after.currency),
                 expires=t.date(expiry_of(order.created_at)),
                 method=_method_label(t, after, order.method),
                 recommend_auto_recharge=not after.auto_recharge.enabled,
@@ -189,7 +189,7 @@ class AddFundsDialog(ComponentDialog):
                 "add_funds_failed",
                 t,
                 reason=t(f"failed.reason.{order.failure_reason or 'declined'}"),
-                amount=_money(t, order.amount_minor, order.currency),
+                amount=t.minor_money(order.amount_minor, order.currency),
             )
         else:
             card = self._cards.attachment("add_funds_pending", t, order_id=order.key[:12].upper())
@@ -216,8 +216,8 @@ class AddFundsDialog(ComponentDialog):
         except InvalidAmount as invalid:
             errors["amount"] = t(
                 f"error.amount.{invalid.problem.value}",
-                minimum=_money(t, self._minimum(currency).minor, currency),
-                maximum=_money(t, self._maximum(currency).minor, currency),
+                minimum=t.minor_money(self._minimum(currency).minor, currency),
+                maximum=t.minor_money(self._maximum(currency).minor, currency),
                 decimals=currency_exponent(currency),
             )
         method = text_of(value.get("method"))
@@ -311,8 +311,8 @@ class AddFundsDialog(ComponentDialog):
                     currency=currency,
                     limits=t(
                         "add_funds.limits",
-                        minimum=_money(t, self._minimum(currency).minor, currency),
-                        maximum=_money(t, self._maximum(currency).minor, currency),
+                        minimum=t.minor_money(self._minimum(currency).minor, currency),
+                        maximum=t.minor_money(self._maximum(currency).minor, currency),
                     ),
                     methods=methods,
                     values={
@@ -337,10 +337,10 @@ class AddFundsDialog(ComponentDialog):
                     "add_funds_confirm",
                     t,
                     nonce=nonce,
-                    amount=_money(t, order["amount_minor"], account.currency),
+                    amount=t.minor_money(order["amount_minor"], account.currency),
                     method=_method_label(t, account, _method_from(order)),
-                    balance_now=_money(t, account.balance_minor, account.currency),
-                    balance_after=_money(t, new_balance, account.currency),
+                    balance_now=t.minor_money(account.balance_minor, account.currency),
+                    balance_after=t.minor_money(new_balance, account.currency),
                     expires=t.date(expiry_of(self._clock())),
                 )
             )
@@ -395,7 +395,3 @@ def _method_label(t: Translator, account: Account, method: PaymentMethod) -> str
     if method.purchase_order:
         label += " · " + t("add_funds.po_short", po=method.purchase_order)
     return label
-
-
-def _money(t: Translator, minor: int, currency: str) -> str:
-    return t.money(Money(minor, currency).to_decimal(), currency)

@@ -43,7 +43,6 @@ from credits.alerts import (
 from credits.model import Account
 from credits.money import Money, currency_exponent
 from credits.repository import CreditsRepository
-from dialogs.add_funds import _money
 from dialogs.forms import actor_of, is_submit, replace_card, text_of, wait_again
 from storage.alerts import TableAlertStore
 from storage.conversations import ConversationRepository
@@ -153,13 +152,13 @@ class AlertSettingsDialog(ComponentDialog):
         ]
         if preferences.thresholds_minor:
             thresholds = format_list(
-                [_money(t, minor, currency) for minor in preferences.thresholds_minor],
+                [t.minor_money(minor, currency) for minor in preferences.thresholds_minor],
                 locale=t.language.babel,
             )
         else:
             defaults = default_thresholds(account)
             thresholds = (
-                t("alert_settings.thresholds_default", amount=_money(t, defaults[0], currency))
+                t("alert_settings.thresholds_default", amount=t.minor_money(defaults[0], currency))
                 if defaults
                 else t("alert_settings.thresholds_default_none")
             )
@@ -206,7 +205,7 @@ class AlertSettingsDialog(ComponentDialog):
                     help=t(
                         "alert_settings.thresholds_help",
                         count=rules.MAX_THRESHOLDS,
-                        maximum=_money(t, self._maximum(currency).minor, currency),
+                        maximum=t.minor_money(self._maximum(currency).minor, currency),
                     ),
                     default=_default_text(t, account),
                     channels=shown,
@@ -235,7 +234,7 @@ class AlertSettingsDialog(ComponentDialog):
             return t("alert_settings.error.too_many", count=rules.MAX_THRESHOLDS)
         message = t(
             f"error.{problem.code}",
-            maximum=_money(t, self._maximum(currency).minor, currency),
+            maximum=t.minor_money(self._maximum(currency).minor, currency),
             decimals=currency_exponent(currency),
         )
         if not problem.amount:
@@ -295,7 +294,7 @@ def _default_text(t: Translator, account: Account) -> str:
     defaults = default_thresholds(account)
     if not defaults:
         return t("alert_settings.default_none", percent=DEFAULT_THRESHOLD_PERCENT)
-    amount = _money(t, defaults[0], account.currency)
+    amount = t.minor_money(defaults[0], account.currency)
     if account.auto_recharge.enabled and account.auto_recharge.trigger_minor > 0:
         return t("alert_settings.default_trigger", amount=amount)
     return t("alert_settings.default_purchase", amount=amount, percent=DEFAULT_THRESHOLD_PERCENT)

@@ -32,7 +32,7 @@ from credits.accounts import AccountService
 from credits.model import Account, AutoRecharge
 from credits.money import Money, currency_exponent
 from credits.repository import CreditsRepository
-from dialogs.add_funds import _card_label, _default_method, _money
+from dialogs.add_funds import _card_label, _default_method
 from dialogs.forms import is_submit, replace_card, text_of
 
 logger = logging.getLogger(__name__)
@@ -187,12 +187,13 @@ class AutoRechargeDialog(ComponentDialog):
                     nonce=nonce,
                     currency=currency,
                     balance=t(
-                        "auto_recharge.balance", balance=_money(t, account.balance_minor, currency)
+                        "auto_recharge.balance",
+                        balance=t.minor_money(account.balance_minor, currency),
                     ),
                     limits=t(
                         "auto_recharge.limits",
-                        minimum=_money(t, self._minimum(currency).minor, currency),
-                        maximum=_money(t, self._maximum(currency).minor, currency),
+                        minimum=t.minor_money(self._minimum(currency).minor, currency),
+                        maximum=t.minor_money(self._maximum(currency).minor, currency),
                     ),
                     methods=_methods(t, account),
                     values={k: text_of(values.get(k)) for k in FIELDS},
@@ -220,11 +221,11 @@ class AutoRechargeDialog(ComponentDialog):
             facts += [
                 {
                     "title": t("auto_recharge.recharge_with"),
-                    "value": _money(t, settings.recharge_with_minor, currency),
+                    "value": t.minor_money(settings.recharge_with_minor, currency),
                 },
                 {
                     "title": t("auto_recharge.trigger"),
-                    "value": _money(t, settings.trigger_minor, currency),
+                    "value": t.minor_money(settings.trigger_minor, currency),
                 },
                 {
                     "title": t("confirm.method"),
@@ -232,13 +233,13 @@ class AutoRechargeDialog(ComponentDialog):
                 },
             ]
         facts.append(
-            {"title": t("status.balance"), "value": _money(t, account.balance_minor, currency)}
+            {"title": t("status.balance"), "value": t.minor_money(account.balance_minor, currency)}
         )
         warnings = [
             t(
                 f"auto_recharge.warning.{warning}",
-                amount=_money(t, settings.recharge_with_minor, currency),
-                trigger=_money(t, settings.trigger_minor, currency),
+                amount=t.minor_money(settings.recharge_with_minor, currency),
+                trigger=t.minor_money(settings.trigger_minor, currency),
             )
             for warning in rules.warnings_of(settings)
         ]
@@ -253,8 +254,8 @@ class AutoRechargeDialog(ComponentDialog):
     def _error(self, t: Translator, code: str, currency: str) -> str:
         return t(
             f"error.{code}",
-            minimum=_money(t, self._minimum(currency).minor, currency),
-            maximum=_money(t, self._maximum(currency).minor, currency),
+            minimum=t.minor_money(self._minimum(currency).minor, currency),
+            maximum=t.minor_money(self._maximum(currency).minor, currency),
             decimals=currency_exponent(currency),
         )
 
@@ -323,6 +324,6 @@ def _summary(t: Translator, account: Account) -> str:
         return t("status.auto_recharge_off")
     return t(
         "status.auto_recharge_on",
-        amount=_money(t, saved.recharge_with_minor, account.currency),
-        trigger=_money(t, saved.trigger_minor, account.currency),
+        amount=t.minor_money(saved.recharge_with_minor, account.currency),
+        trigger=t.minor_money(saved.trigger_minor, account.currency),
     )

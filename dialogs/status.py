@@ -7,7 +7,6 @@ from botbuilder.core import MessageFactory, TurnContext
 from bot.turn import tenant_id_of, translator_of
 from cards import CardRenderer
 from credits.accounts import AccountService
-from credits.money import Money
 from credits.recommendation import FundingAdvisor
 from dialogs.commands import ParsedCommand
 from dialogs.usage import runway_text
@@ -31,7 +30,7 @@ class StatusReply:
         currency = account.currency
 
         def money(minor: int) -> str:
-            return t.money(Money(minor, currency).to_decimal(), currency)
+            return t.minor_money(minor, currency)
 
         recharge = account.auto_recharge
         auto_recharge = (

@@ -98,7 +98,7 @@ class UsageChat:
 
     def report_card(self, t: Translator, report: ImportReport) -> Attachment:
         def money(minor: int) -> str:
-            return t.money(Money(minor, report.currency).to_decimal(), report.currency)
+            return t.minor_money(minor, report.currency)
 
         skipped = [
             {"title": t(f"usage.skipped.{reason}"), "value": t.number(count)}
@@ -151,7 +151,7 @@ def advice_view(t: Translator, advice: Advice | None) -> dict | None:
     r = advice.recommendation
 
     def money(minor: int) -> str:
-        return t.money(Money(minor, advice.currency).to_decimal(), advice.currency)
+        return t.minor_money(minor, advice.currency)
 
     legacy = ""
     if advice.legacy_usd is not None and advice.licensed_users is not None:
