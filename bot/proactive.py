@@ -12,14 +12,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import timedelta
 from enum import StrEnum
 
 from botbuilder.core import CloudAdapterBase
 from botbuilder.schema import Activity, ConversationReference, ErrorResponseException
 from botframework.connector import ConnectorClient
 from msrest.exceptions import ClientRequestError
+
+from credits.retry_after import retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -132,17 +133,8 @@ def classify(status: int, headers, message: str) -> SendResult:
 
 
 def retry_after(headers) -> timedelta | None:
-    """Retry-After as seconds or an HTTP date; None when absent or unreadable."""
-    raw = (headers or {}).get("Retry-After")
-    if not raw:
+    """Retry-After, capped at MAX_RETRY_AFTER; None when absent or unreadable."""
+    seconds = retry_after_seconds((headers or {}).get("Retry-After"))
+    if seconds is None:
         return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            seconds = (parsedate_to_datetime(raw) - datetime.now(UTC)).total_seconds()
-        except (TypeError, ValueError):
-            return None
-    if seconds != seconds:  # NaN
-        return None
-    return timedelta(seconds=min(max(seconds, 0.0), MAX_RETRY_AFTER.total_seconds()))
+    return timedelta(seconds=min(seconds, MAX_RETRY_AFTER.total_seconds()))

@@ -18,8 +18,6 @@ import random
 import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -28,6 +26,7 @@ import msal
 from yarl import URL
 
 from credits.directory import DirectoryError, DirectoryProblem, DirectoryUser, Sku
+from credits.retry_after import retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -393,25 +392,10 @@ def _delay(attempt: int, retry_after: str | None) -> float | None:
     """Graph's Retry-After when it gives one, else full-jitter exponential back-off; None when
     Graph asks for a longer wait than a conversation turn should hold."""
     if retry_after:
-        seconds = _retry_after_seconds(retry_after)
+        seconds = retry_after_seconds(retry_after)
         if seconds is not None:
-            return max(seconds, 0.0) if seconds <= MAX_RETRY_AFTER else None
+            return seconds if seconds <= MAX_RETRY_AFTER else None
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
-
-
-def _retry_after_seconds(value: str) -> float | None:
-    value = value.strip()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)  # the HTTP-date form
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (when - datetime.now(UTC)).total_seconds()
 
 
 async def _json_of(response: aiohttp.ClientResponse) -> dict[str, Any]:

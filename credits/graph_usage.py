@@ -24,13 +24,13 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
 from credits.graph_directory import TokenProvider
+from credits.retry_after import retry_after_seconds
 from credits.usage import UsageFormatError, parse_graph_page
 
 logger = logging.getLogger(__name__)
@@ -229,20 +229,7 @@ def _error_of(body: bytes) -> tuple[str, str]:
 def _delay(attempt: int, retry_after: str | None) -> float:
     """Graph's Retry-After when it gives one; else full-jitter exponential back-off."""
     if retry_after:
-        seconds = _retry_after_seconds(retry_after)
+        seconds = retry_after_seconds(retry_after)
         if seconds is not None:
-            return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+            return min(seconds, MAX_RETRY_AFTER)
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
-
-
-def _retry_after_seconds(value: str) -> float | None:
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)  # the HTTP-date form
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (when - datetime.now(UTC)).total_seconds()
