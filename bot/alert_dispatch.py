@@ -31,19 +31,20 @@ from typing import Protocol
 
 from botbuilder.schema import Activity, ConversationReference
 
-from bot.alert_cards import AlertCards
 from bot.proactive import Outcome, SendResult
 from bot.rate_limits import TeamsRateLimits
+from cards.alert_cards import AlertCards
 from credits.alerts import (
     BACKOFF_BASE,
     AlertPreferences,
+    AlertStore,
     Delivery,
+    DeliveryClaimed,
     DeliveryState,
 )
+from credits.conversations import Conversations, StoredConversation
 from credits.model import Account, EventKind, MethodKind, OutboxEvent
 from credits.repository import Versioned
-from storage.alerts import DeliveryClaimedError, TableAlertStore
-from storage.conversations import ConversationRepository, StoredConversation
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +104,8 @@ class AlertDispatcher:
         self,
         *,
         events: EventSource,
-        store: TableAlertStore,
-        conversations: ConversationRepository,
+        store: AlertStore,
+        conversations: Conversations,
         is_admin: Callable[[str, str], Awaitable[bool]],
         cards: AlertCards,
         sender: Sender,
@@ -267,7 +268,7 @@ class AlertDispatcher:
                     conversation_id=c.conversation_id,
                     conversation_kind=c.kind,
                     locale=c.locale,
-                    recipient=_name_of(c),
+                    recipient=c.name,
                     updated_at=self._clock(),
                 )
                 for c in recipients
@@ -341,7 +342,7 @@ class AlertDispatcher:
             await self._limits.acquire(tenant_id, delivery.conversation_id)
             claims: list[Versioned[Delivery]] = []
             result = await self._sender.send(
-                conversation.reference,
+                ConversationReference.deserialize(conversation.reference),
                 self._cards.activity(delivery),
                 functools.partial(self._claim, current, claims),
             )
@@ -389,7 +390,7 @@ class AlertDispatcher:
                     current, current.value.claimed(self._clock(), self._claim_ttl)
                 )
             )
-        except DeliveryClaimedError:
+        except DeliveryClaimed:
             return False
         return True
 
@@ -398,7 +399,7 @@ class AlertDispatcher:
     ) -> None:
         try:
             await self._store.save(current, new)
-        except DeliveryClaimedError:
+        except DeliveryClaimed:
             logger.warning(
                 "delivery %s changed underfoot; its new owner records it", new.message_id
             )
@@ -420,10 +421,3 @@ class AlertDispatcher:
 
 def _delivered(delivery: Delivery, now: datetime, activity_id: str) -> Delivery:
     return replace(delivery.ended(DeliveryState.DELIVERED, now), activity_id=activity_id)
-
-
-def _name_of(conversation: StoredConversation) -> str:
-    reference = conversation.reference
-    if conversation.kind == "personal":
-        return (reference.user.name or "") if reference.user is not None else ""
-    return (reference.conversation.name or "") if reference.conversation is not None else ""
