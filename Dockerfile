@@ -30,6 +30,7 @@ COPY dialogs/ dialogs/
 COPY cards/ cards/
 COPY credits/ credits/
 COPY storage/ storage/
+COPY graph/ graph/
 COPY locales/ locales/
 RUN python -m compileall -q /app
 USER 10001:10001

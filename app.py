@@ -40,8 +40,6 @@ from credits.auto_recharge import AutoRecharger
 from credits.demo import demo_seeder
 from credits.directory import Directory, DirectoryError
 from credits.expiry import ExpiryJob
-from credits.graph_directory import GraphDirectory, MsalTokenProvider
-from credits.graph_usage import GraphPstnCalls, GraphUsageError
 from credits.jobs import Job, JobRunner
 from credits.licence_service import LicenceService
 from credits.money import Money
@@ -52,7 +50,7 @@ from credits.repository import ConcurrencyConflict
 from credits.sandbox_gateway import SandboxGateway
 from credits.usage import UsageFormatError
 from credits.usage_charging import UsageCharger
-from credits.usage_import import GraphUsageSync, UsageImporter
+from credits.usage_import import GraphUsageSync, PageSource, UsageImporter
 from dialogs.add_funds import CONFIRM, AddFundsDialog
 from dialogs.alert_commands import AlertHistory, AlertsHere
 from dialogs.alert_settings import FORM as ALERT_SETTINGS_FORM
@@ -65,6 +63,8 @@ from dialogs.licences import LicencesDialog
 from dialogs.main_dialog import MainDialog
 from dialogs.status import StatusReply
 from dialogs.usage import UsageChat
+from graph.adapters import GraphAdapters
+from graph.errors import GraphError
 from storage.alerts import TableAlertStore
 from storage.audit import AuditLog
 from storage.bot_state import TableBotStorage
@@ -146,22 +146,19 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         prefix=settings.table_prefix,
         request_hook=app[REQUEST_HOOK],
     )
-    directory: GraphDirectory | None = None
-    pstn_calls: GraphPstnCalls | None = None
+    graph: GraphAdapters | None = None
     try:
         await store.create_tables()
+        directory, pstn_calls = app[DIRECTORY], None
         if settings.directory == "graph":
             # One app registration serves Graph for users, licences and call records.
-            tokens = MsalTokenProvider(settings.graph_client_id, settings.graph_client_secret)
-            pstn_calls = GraphPstnCalls(None, tokens)
-            if app[DIRECTORY] is None:
-                directory = GraphDirectory(None, tokens)
-        app[SERVICES] = build_services(settings, store, app[DIRECTORY] or directory, pstn_calls)
+            graph = GraphAdapters(settings.graph_client_id, settings.graph_client_secret)
+            directory, pstn_calls = directory or graph.directory, graph.pstn_calls
+        app[SERVICES] = build_services(settings, store, directory, pstn_calls)
         yield
     finally:
-        for client in (directory, pstn_calls):
-            if client is not None:
-                await client.close()
+        if graph is not None:
+            await graph.close()
         await store.close()
 
 
@@ -199,7 +196,7 @@ def build_services(
     settings: Settings,
     store: TableStore,
     graph: Directory | None = None,
-    pstn_calls: GraphPstnCalls | None = None,
+    pstn_calls: PageSource | None = None,
 ) -> Services:
     bot_storage = TableBotStorage(store.table(store.names.bot_state))
     conversations = ConversationRepository(store.table(store.names.conversations))
@@ -345,7 +342,7 @@ def build_services(
             PaymentError,
             ConcurrencyConflict,
             DirectoryError,
-            GraphUsageError,
+            GraphError,
             UsageFormatError,
         ),
     )
