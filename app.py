@@ -39,8 +39,6 @@ from credits.accounts import AccountService, no_seed
 from credits.auto_recharge import AutoRecharger
 from credits.directory import Directory, DirectoryError
 from credits.expiry import ExpiryJob
-from credits.graph_directory import GraphDirectory, MsalTokenProvider
-from credits.graph_usage import GraphPstnCalls, GraphUsageError
 from credits.jobs import Job, JobRunner
 from credits.licence_service import LicenceService
 from credits.money import Money
@@ -50,7 +48,7 @@ from credits.recommendation import FundingAdvisor
 from credits.repository import ConcurrencyConflict
 from credits.usage import UsageFormatError
 from credits.usage_charging import UsageCharger
-from credits.usage_import import GraphUsageSync, UsageImporter
+from credits.usage_import import GraphUsageSync, PageSource, UsageImporter
 from dialogs.add_funds import CONFIRM, AddFundsDialog
 from dialogs.alert_commands import AlertHistory, AlertsHere
 from dialogs.alert_settings import FORM as ALERT_SETTINGS_FORM
@@ -64,6 +62,8 @@ from dialogs.main_dialog import MainDialog
 from dialogs.status import StatusReply
 from dialogs.turn import tenant_id_of
 from dialogs.usage import UsageChat
+from graph.adapters import GraphAdapters
+from graph.errors import GraphError
 from locales import Localizer
 from storage.alerts import TableAlertStore
 from storage.audit import AuditLog
@@ -148,22 +148,19 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         prefix=settings.table_prefix,
         request_hook=app[REQUEST_HOOK],
     )
-    directory: GraphDirectory | None = None
-    pstn_calls: GraphPstnCalls | None = None
+    graph: GraphAdapters | None = None
     try:
         await store.create_tables()
+        directory, pstn_calls = app[DIRECTORY], None
         if settings.directory == "graph":
             # One app registration serves Graph for users, licences and call records.
-            tokens = MsalTokenProvider(settings.graph_client_id, settings.graph_client_secret)
-            pstn_calls = GraphPstnCalls(None, tokens)
-            if app[DIRECTORY] is None:
-                directory = GraphDirectory(None, tokens)
-        app[SERVICES] = build_services(settings, store, app[DIRECTORY] or directory, pstn_calls)
+            graph = GraphAdapters(settings.graph_client_id, settings.graph_client_secret)
+            directory, pstn_calls = directory or graph.directory, graph.pstn_calls
+        app[SERVICES] = build_services(settings, store, directory, pstn_calls)
         yield
     finally:
-        for client in (directory, pstn_calls):
-            if client is not None:
-                await client.close()
+        if graph is not None:
+            await graph.close()
         await store.close()
 
 
@@ -248,7 +245,7 @@ def build_services(
     settings: Settings,
     store: TableStore,
     graph: Directory | None = None,
-    pstn_calls: GraphPstnCalls | None = None,
+    pstn_calls: PageSource | None = None,
 ) -> Services:
     shared = _shared(settings, store, graph or DemoSeededDirectory(EmbeddedDirectory.on(store)))
     conversation_state = ConversationState(shared.stores.bot_state)
@@ -395,7 +392,7 @@ def _alerts(shared: Shared, sender: ProactiveSender) -> AlertDispatcher:
 
 
 def _jobs(
-    shared: Shared, alerts: AlertDispatcher, pstn_calls: GraphPstnCalls | None
+    shared: Shared, alerts: AlertDispatcher, pstn_calls: PageSource | None
 ) -> tuple[Job, ...]:
     credits, stores = shared.credits, shared.stores
     expiry = ExpiryJob(credits.repository, clock=_utcnow)
@@ -439,7 +436,7 @@ def _job_runner(shared: Shared, jobs: tuple[Job, ...]) -> JobRunner:
             PaymentError,
             ConcurrencyConflict,
             DirectoryError,
-            GraphUsageError,
+            GraphError,
             UsageFormatError,
         ),
     )

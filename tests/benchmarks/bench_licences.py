@@ -20,8 +20,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from app import create_app
 from bot.settings import Settings
 from credits.directory import BILLING_ADMINISTRATOR
-from credits.graph_directory import GraphDirectory
 from credits.licences import COMMUNICATIONS_CREDITS_SKU_ID
+from graph.client import GraphClient
+from graph.directory import GraphDirectory
 from scripts.azurite import Azurite
 from tests.fakes.connector import FakeConnector
 from tests.fakes.graph import FakeGraph
@@ -29,7 +30,7 @@ from tests.support import activities
 
 
 class FakeGraphTokens:
-    """Tokens straight from the fake (MSAL itself is exercised in tests/directory)."""
+    """Tokens straight from the fake (azure-identity itself is exercised in tests/graph)."""
 
     def __init__(self, graph: FakeGraph) -> None:
         self._graph = graph
@@ -65,7 +66,8 @@ async def main(users: int) -> None:
                 "LOG_LEVEL": "WARNING",
             }
         )
-        directory = GraphDirectory(None, FakeGraphTokens(graph), graph_base=graph.url + "/v1.0")
+        graph_client = GraphClient(None, FakeGraphTokens(graph), base=graph.url + "/v1.0")
+        directory = GraphDirectory(graph_client)
         connector = FakeConnector()
         connector_server = TestServer(connector.app())
         await connector_server.start_server()
@@ -90,7 +92,7 @@ async def main(users: int) -> None:
         finally:
             await client.close()
             await connector_server.close()
-            await directory.close()
+            await graph_client.close()
             await graph_server.close()
 
     card = connector.cards()[-1]
