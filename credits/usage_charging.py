@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Protocol
 
 from credits import ledger
-from credits.alerts import default_thresholds
+from credits.alerts import THRESHOLD_DEFAULT, default_thresholds
 from credits.model import (
     Account,
     EntryKind,
@@ -245,6 +245,7 @@ def _balance_events(
 ) -> list[OutboxEvent]:
     """Low-balance alerts once per crossing of each threshold, and the zero alert."""
     events = []
+    defaults = default_thresholds(account)
     for threshold in alert_thresholds(account):
         if before >= threshold > after:
             events.append(
@@ -252,7 +253,13 @@ def _balance_events(
                     f"balance_low-{threshold}-{seq}",
                     EventKind.BALANCE_LOW,
                     at,
-                    {"threshold_minor": threshold, "balance_minor": after},
+                    {
+                        "threshold_minor": threshold,
+                        "balance_minor": after,
+                        # Who hears it is decided from this, not from the default at fan-out,
+                        # which the next purchase moves.
+                        THRESHOLD_DEFAULT: threshold in defaults,
+                    },
                 )
             )
     if before > 0 and after == 0:
