@@ -10,6 +10,8 @@ A pass over a tenant (`dispatch`) has two steps, each safe to repeat after a cra
    outcome means the sender died while the message was on its way: Bot Framework's create is
    not idempotent and a bot cannot read a Teams chat back, so the message may well have
    arrived, and it is marked `unconfirmed` in the history rather than sent a second time.
+   A balance alert is checked against the balance right before it is sent: one no longer
+   true (funds came in since) is not sent and is marked `superseded`.
 
 Two triggers run passes: a money change wakes its tenant at once (`wake`), and a leased sweep
 job wakes every tenant now and then, which finds what a crash left behind. Tenants are
@@ -41,6 +43,8 @@ from credits.alerts import (
     Delivery,
     DeliveryClaimed,
     DeliveryState,
+    raised_at_default,
+    superseded,
 )
 from credits.conversations import Conversations, StoredConversation
 from credits.model import Account, EventKind, MethodKind, OutboxEvent
@@ -80,6 +84,7 @@ class DispatchReport:
     dead: int = 0
     gone: int = 0
     unconfirmed: int = 0
+    superseded: int = 0
 
 
 class Wakeups:
@@ -250,12 +255,14 @@ class AlertDispatcher:
         current = await self._events.get_account(tenant_id)
         account = current.value if current is not None else Account(tenant_id, "USD")
         preferences = await self._store.all_preferences(tenant_id)
+        chosen = {t for p in preferences.values() for t in p.thresholds_minor}
         admins: dict[str, bool] = {}
         for event in events:
+            at_default = raised_at_default(event, account, chosen)
             recipients = [
                 c
                 for c in conversations.values()
-                if await self._wants(c, event, account, preferences, admins)
+                if await self._wants(c, event, at_default, preferences, admins)
             ]
             data = {**event.data, **await self._context(tenant_id, event, account)}
             deliveries = [
@@ -283,7 +290,7 @@ class AlertDispatcher:
         self,
         conversation: StoredConversation,
         event: OutboxEvent,
-        account: Account,
+        at_default: bool,
         preferences: dict[str, AlertPreferences],
         admins: dict[str, bool],
     ) -> bool:
@@ -297,7 +304,7 @@ class AlertDispatcher:
             admins[user_id] = await self._is_admin(conversation.tenant_id, user_id)
         if not admins[user_id]:
             return False
-        return preferences.get(user_id, AlertPreferences()).wants(event, account)
+        return preferences.get(user_id, AlertPreferences()).wants(event, at_default=at_default)
 
     async def _context(
         self, tenant_id: str, event: OutboxEvent, account: Account
@@ -340,6 +347,16 @@ class AlertDispatcher:
                 )
                 continue
             await self._limits.acquire(tenant_id, delivery.conversation_id)
+            balance = await self._balance_if_superseded(tenant_id, delivery)
+            if balance is not None:
+                await self._record(
+                    current,
+                    delivery.ended(
+                        DeliveryState.SUPERSEDED, self._clock(), f"balance {balance} at send time"
+                    ),
+                    report,
+                )
+                continue
             claims: list[Versioned[Delivery]] = []
             result = await self._sender.send(
                 ConversationReference.deserialize(conversation.reference),
@@ -383,6 +400,20 @@ class AlertDispatcher:
             # Rejected: the same message would be refused again.
             await self._record(claimed, sent.ended(DeliveryState.DEAD, now, result.error), report)
 
+    async def _balance_if_superseded(self, tenant_id: str, delivery: Delivery) -> int | None:
+        """The balance now, when it makes this balance alert untrue; else None.
+
+        Read right before the send, not at fan-out: between the commit that raised the alert
+        and its turn to go out, a purchase or a recharge may have lifted the balance again.
+        """
+        if delivery.kind not in (EventKind.BALANCE_LOW, EventKind.BALANCE_ZERO):
+            return None
+        current = await self._events.get_account(tenant_id)
+        if current is None:
+            return None
+        balance = current.value.balance_minor
+        return balance if superseded(delivery.kind, delivery.data, balance) else None
+
     async def _claim(self, current: Versioned[Delivery], into: list[Versioned[Delivery]]) -> bool:
         try:
             into.append(
@@ -417,6 +448,15 @@ class AlertDispatcher:
             case DeliveryState.UNCONFIRMED:
                 report.unconfirmed += 1
                 logger.warning("alert %s unconfirmed: its sender stopped mid-send", new.message_id)
+            case DeliveryState.SUPERSEDED:
+                report.superseded += 1
+                logger.info(
+                    "alert %s (%s) of tenant %s superseded, not sent: %s",
+                    new.message_id,
+                    new.event_id,
+                    new.tenant_id,
+                    new.last_error,
+                )
 
 
 def _delivered(delivery: Delivery, now: datetime, activity_id: str) -> Delivery:

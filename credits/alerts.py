@@ -7,7 +7,12 @@ creates nothing new, and its state records what happened to the message:
     pending ──claim──> sending ──> delivered
        ^                  │──> pending (429/5xx: later, with back-off)   ──> dead (attempts spent)
        └──────────────────┘──> gone (403/404: the bot was removed)
-                          └──> unconfirmed (the sender crashed mid-send: not sent again)
+       │                  └──> unconfirmed (the sender crashed mid-send: not sent again)
+       └──> superseded (about the balance, and no longer true when its turn came: not sent)
+
+Who hears a balance alert is decided from the event as it was raised (its threshold, and
+whether that was the account's default then); whether it is still worth sending, from the
+balance at the moment it is sent.
 
 No I/O here: the dispatcher in `bot/alert_dispatch.py` drives these through the `AlertStore`
 port (`storage/alerts.py` keeps them in Azure Tables).
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -33,6 +38,8 @@ BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=5)
 # With auto-recharge off, the default low-balance threshold is this share of the last purchase.
 DEFAULT_THRESHOLD_PERCENT = 20
+# In a balance_low event's data: whether its threshold was the account's default when raised.
+THRESHOLD_DEFAULT = "threshold_default"
 
 
 class DeliveryState(StrEnum):
@@ -42,6 +49,7 @@ class DeliveryState(StrEnum):
     DEAD = "dead"
     GONE = "gone"
     UNCONFIRMED = "unconfirmed"
+    SUPERSEDED = "superseded"
 
 
 OPEN_STATES = frozenset({DeliveryState.PENDING, DeliveryState.SENDING})
@@ -128,7 +136,9 @@ class AlertPreferences:
     thresholds_minor: tuple[int, ...] = ()
     """Empty: the account's default threshold applies."""
 
-    def wants(self, event: OutboxEvent, account: Account) -> bool:
+    def wants(self, event: OutboxEvent, *, at_default: bool) -> bool:
+        """`at_default`: the event's threshold was the account's default when it was raised
+        (`raised_at_default`), which is what an admin without thresholds of their own hears."""
         kind = event.kind
         if kind == EventKind.FUNDS_EXPIRED:
             kind = EventKind.FUNDS_EXPIRING  # one switch for both ends of a lot's life
@@ -136,8 +146,35 @@ class AlertPreferences:
             return False
         if event.kind != EventKind.BALANCE_LOW:
             return True
-        threshold = event.data.get("threshold_minor")
-        return threshold in (self.thresholds_minor or default_thresholds(account))
+        if self.thresholds_minor:
+            return event.data.get("threshold_minor") in self.thresholds_minor
+        return at_default
+
+
+def raised_at_default(event: OutboxEvent, account: Account, chosen: Collection[int]) -> bool:
+    """Whether a balance_low event's threshold was the account's default when it was raised.
+
+    The event says so (`THRESHOLD_DEFAULT`): the default moves with every purchase, so today's
+    account cannot tell. An event written before events said so is judged as well as can be: a
+    threshold no admin chose (`chosen`) can only have been raised as the default, and today's
+    default counts too.
+    """
+    flag = event.data.get(THRESHOLD_DEFAULT)
+    if isinstance(flag, bool):
+        return flag
+    threshold = event.data.get("threshold_minor")
+    return threshold in default_thresholds(account) or threshold not in chosen
+
+
+def superseded(kind: EventKind, data: Mapping[str, object], balance_minor: int) -> bool:
+    """A balance alert that is no longer true: the balance is back at or above the threshold
+    it fell below, or above zero again. Other alerts report what happened and stay true."""
+    if kind == EventKind.BALANCE_LOW:
+        threshold = data.get("threshold_minor")
+        return isinstance(threshold, int) and balance_minor >= threshold
+    if kind == EventKind.BALANCE_ZERO:
+        return balance_minor > 0
+    return False
 
 
 # The kinds an admin switches on and off (funds_expired goes with funds_expiring).

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Protocol
 
 from credits import ledger
-from credits.alerts import default_thresholds
+from credits.alerts import THRESHOLD_DEFAULT, default_thresholds
 from credits.model import (
     Account,
     EntryKind,
@@ -124,7 +124,13 @@ class UsageCharger:
                 if loaded is None:
                     raise LookupError(f"tenant {tenant_id} has no account")
                 current, lots = loaded, await self._repo.list_lots(tenant_id)
-            plan = plan_debit(current.value, lots, pending, source=source, at=self._clock())
+            try:
+                plan = plan_debit(current.value, lots, pending, source=source, at=self._clock())
+            except ledger.InvariantViolation:
+                if not await self._torn(tenant_id, current):
+                    raise
+                known.account = None
+                continue
             if plan.operations > MAX_OPERATIONS:
                 # Rows that each touch many small lots: commit in halves instead.
                 half = len(pending) // 2 or 1
@@ -146,6 +152,21 @@ class UsageCharger:
             report.events += [event.event_id for event in plan.events]
             return
         raise ConcurrencyConflict(f"usage batch for {tenant_id} kept conflicting")
+
+    async def _torn(self, tenant_id: str, planned_on: Versioned[Account]) -> bool:
+        """Whether books that did not add up were a torn view rather than broken books.
+
+        The account and the lots are read by two requests, and another instance may commit in
+        between: the lots are then newer than the account (a competing debit leaves them short
+        of its balance). Every commit moves the account's ETag, so an account unchanged since
+        it was read means nothing committed while the lots were read: the lots belong to it,
+        and the books really are broken.
+        """
+        now = await self._repo.get_account(tenant_id)
+        if now is None or now.etag == planned_on.etag:
+            return False
+        logger.info("usage batch for tenant %s planned on a torn read; reading again", tenant_id)
+        return True
 
 
 @dataclass
@@ -224,6 +245,7 @@ def _balance_events(
 ) -> list[OutboxEvent]:
     """Low-balance alerts once per crossing of each threshold, and the zero alert."""
     events = []
+    defaults = default_thresholds(account)
     for threshold in alert_thresholds(account):
         if before >= threshold > after:
             events.append(
@@ -231,7 +253,13 @@ def _balance_events(
                     f"balance_low-{threshold}-{seq}",
                     EventKind.BALANCE_LOW,
                     at,
-                    {"threshold_minor": threshold, "balance_minor": after},
+                    {
+                        "threshold_minor": threshold,
+                        "balance_minor": after,
+                        # Who hears it is decided from this, not from the default at fan-out,
+                        # which the next purchase moves.
+                        THRESHOLD_DEFAULT: threshold in defaults,
+                    },
                 )
             )
     if before > 0 and after == 0:

@@ -17,6 +17,8 @@ from credits.alerts import (
     backoff,
     default_thresholds,
     message_id,
+    raised_at_default,
+    superseded,
 )
 from credits.model import Account, AutoRecharge, EventKind, OutboxEvent
 from credits.usage_charging import alert_thresholds
@@ -43,17 +45,50 @@ def test_the_ledger_raises_every_chosen_threshold_and_the_default():
 
 
 def test_preferences_filter_kinds_and_thresholds():
-    account = Account("t", "USD", last_purchase_minor=50_000)
     everything = AlertPreferences()
-    assert everything.wants(event(EventKind.BALANCE_ZERO), account)
-    assert everything.wants(event(EventKind.BALANCE_LOW, threshold_minor=10_000), account)
-    assert not everything.wants(event(EventKind.BALANCE_LOW, threshold_minor=50_000), account)
+    assert everything.wants(event(EventKind.BALANCE_ZERO), at_default=False)
+    low_default = event(EventKind.BALANCE_LOW, threshold_minor=10_000)
+    assert everything.wants(low_default, at_default=True)
+    assert not everything.wants(
+        event(EventKind.BALANCE_LOW, threshold_minor=50_000), at_default=False
+    )
     own = AlertPreferences(frozenset({EventKind.FUNDS_EXPIRING}), (50_000,))
-    assert own.wants(event(EventKind.FUNDS_EXPIRED), account)  # one switch for both
-    assert not own.wants(event(EventKind.BALANCE_ZERO), account)
+    assert own.wants(event(EventKind.FUNDS_EXPIRED), at_default=False)  # one switch for both
+    assert not own.wants(event(EventKind.BALANCE_ZERO), at_default=False)
     low = AlertPreferences(frozenset({EventKind.BALANCE_LOW}), (50_000,))
-    assert low.wants(event(EventKind.BALANCE_LOW, threshold_minor=50_000), account)
-    assert not low.wants(event(EventKind.BALANCE_LOW, threshold_minor=10_000), account)
+    assert low.wants(event(EventKind.BALANCE_LOW, threshold_minor=50_000), at_default=False)
+    assert not low.wants(low_default, at_default=True)  # their own thresholds replace it
+
+
+def test_the_default_is_the_one_the_event_was_raised_with():
+    """The default moves with every purchase: the event's own word decides, not today's."""
+    # $1,000 bought, then $50: today's default is $10, the event was raised at the old $200.
+    account = Account("t", "USD", last_purchase_minor=5_000)
+    raised = event(EventKind.BALANCE_LOW, threshold_minor=20_000, threshold_default=True)
+    assert raised_at_default(raised, account, chosen=set())
+    assert raised_at_default(raised, account, chosen={20_000})  # also someone's own: still
+    chosen_only = event(EventKind.BALANCE_LOW, threshold_minor=1_000, threshold_default=False)
+    assert not raised_at_default(chosen_only, account, chosen={1_000})  # today's default or not
+
+
+def test_an_event_from_before_the_flag_is_judged_sensibly():
+    account = Account("t", "USD", last_purchase_minor=5_000)  # default $10 today
+    old = event(EventKind.BALANCE_LOW, threshold_minor=20_000, balance_minor=11_115)
+    assert raised_at_default(old, account, chosen=set())  # nobody chose $200: the default
+    assert not raised_at_default(old, account, chosen={20_000})  # someone's own: theirs
+    today = event(EventKind.BALANCE_LOW, threshold_minor=1_000, balance_minor=900)
+    assert raised_at_default(today, account, chosen={1_000})  # today's default counts too
+
+
+def test_a_balance_alert_is_superseded_once_no_longer_true():
+    low = {"threshold_minor": 20_000, "balance_minor": 11_115}
+    assert not superseded(EventKind.BALANCE_LOW, low, 16_115)  # $161.15 < $200: still true
+    assert superseded(EventKind.BALANCE_LOW, low, 20_000)  # at the threshold: not low any more
+    assert superseded(EventKind.BALANCE_LOW, low, 21_115)
+    assert not superseded(EventKind.BALANCE_ZERO, {}, 0)
+    assert superseded(EventKind.BALANCE_ZERO, {}, 1)
+    for kind in set(EventKind) - {EventKind.BALANCE_LOW, EventKind.BALANCE_ZERO}:
+        assert not superseded(kind, {"balance_minor": 0, "threshold_minor": 0}, 10**9)
 
 
 def test_backoff_doubles_with_jitter_and_is_capped():
