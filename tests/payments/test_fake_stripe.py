@@ -795,15 +795,27 @@ async def test_the_fake_runs_standalone_for_other_processes():
         client = stripe.StripeClient(
             TEST_SECRET_KEY, base_addresses={"api": url}, http_client=http_client
         )
-        session = await a_payment_session(client, (await a_customer(client)).id)
+        customer = await a_customer(client)
+        paid, left = [await a_payment_session(client, customer.id) for _ in range(2)]
         async with aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {TEST_SECRET_KEY}"}
+            base_url=url, headers={"Authorization": f"Bearer {TEST_SECRET_KEY}"}
         ) as control:
             done = await control.post(
-                f"{url}/_fake/checkout/sessions/{session.id}/complete", json={"card": CARD}
+                f"/_fake/checkout/sessions/{paid.id}/complete", json={"card": CARD}
             )
             assert (await done.json())["succeeded"] is True
-        assert (await client.v1.checkout.sessions.retrieve_async(session.id)).status == "complete"
+            fault = await control.post(
+                "/_fake/faults", json={"status": 503, "path": "/v1/customers"}
+            )
+            assert fault.status == 200
+            with pytest.raises(stripe.APIError):
+                await client.v1.customers.retrieve_async(customer.id)
+            later = await control.post("/_fake/clock/advance", json={"seconds": 24 * 3600 + 1})
+            assert later.status == 200
+            seen = await (await control.get("/_fake/requests")).json()
+        assert (await client.v1.checkout.sessions.retrieve_async(paid.id)).status == "complete"
+        assert (await client.v1.checkout.sessions.retrieve_async(left.id)).status == "expired"
+        assert [r["status"] for r in seen if r["path"] == f"/v1/customers/{customer.id}"] == [503]
     finally:
         await http_client.close_async()
         process.terminate()

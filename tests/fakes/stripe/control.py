@@ -115,7 +115,7 @@ class Control:
     async def advance(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         self.fake.advance(float(body["seconds"]))
-        return web.json_response({"now": self.fake.account.now()})
+        return web.json_response({"now": self.fake.store.now()})
 
     async def webhooks(self, request: web.Request) -> web.Response:
         body = await self._body(request)
