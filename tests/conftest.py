@@ -68,6 +68,18 @@ async def connector(aiohttp_server):
 
 
 @pytest.fixture
+async def fake_stripe(aiohttp_server):
+    """A fake Stripe API on loopback (see tests/fakes/stripe_api.py); `.url` is its base and
+    `.api_key` the secret key it accepts."""
+    from tests.fakes.stripe_api import FakeStripe
+
+    fake = FakeStripe()
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("")).rstrip("/")
+    return fake
+
+
+@pytest.fixture
 async def client(aiohttp_client, settings):
     """The real aiohttp application, on Azurite, in unauthenticated local mode."""
     from app import create_app
