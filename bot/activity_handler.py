@@ -71,8 +71,14 @@ class CreditsBot(TeamsActivityHandler):
             await turn_context.send_activity(t("error.no_tenant"))
             return
         if activity.text and len(activity.text) > MAX_TEXT_CHARS:
+            length = len(activity.text)
             await turn_context.send_activity(
-                t("error.too_long", length=t.number(len(activity.text)), limit=MAX_TEXT_CHARS)
+                t.ngettext(
+                    "error.too_long",
+                    length,
+                    length=t.number(length),
+                    limit=t.number(MAX_TEXT_CHARS),
+                )
             )
             return
         if activity.text:

@@ -93,7 +93,8 @@ def _balance_low(body: _Body) -> None:
         )
     )
     if isinstance(data.get("runway_days"), int):
-        body.fact(t("status.runway"), t("usage.runway_days", days=t.number(data["runway_days"])))
+        days = data["runway_days"]
+        body.fact(t("status.runway"), t.ngettext("usage.runway_days", days, days=t.number(days)))
     body.actions.append(("add_funds", t("menu.add_funds")))
     if not data.get("auto_recharge"):
         body.actions.append(("auto_recharge", t("alert.action.turn_on_auto_recharge")))

@@ -30,7 +30,7 @@ from credits.money import InvalidAmount, Money, currency_exponent, parse_amount
 from credits.orders import OrderOutcome, OrderRejected, OrderService
 from credits.payments import CardDetails, InvalidCard
 from credits.repository import CreditsRepository
-from dialogs.forms import actor_of, is_submit, replace_card, text_of, wait_again
+from dialogs.forms import actor_of, amount_error, is_submit, replace_card, text_of, wait_again
 from dialogs.turn import tenant_id_of, translator_of
 from locales import Translator
 
@@ -214,8 +214,9 @@ class AddFundsDialog(ComponentDialog):
                 maximum=self._maximum(currency),
             )
         except InvalidAmount as invalid:
-            errors["amount"] = t(
-                f"error.amount.{invalid.problem.value}",
+            errors["amount"] = amount_error(
+                t,
+                f"amount.{invalid.problem.value}",
                 minimum=t.minor_money(self._minimum(currency).minor, currency),
                 maximum=t.minor_money(self._maximum(currency).minor, currency),
                 decimals=currency_exponent(currency),

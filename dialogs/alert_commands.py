@@ -122,6 +122,9 @@ def _recipient(t: Translator, delivery: Delivery) -> str:
 
 def _state(t: Translator, delivery: Delivery) -> str:
     state = delivery.state
-    if state == DeliveryState.PENDING and delivery.attempts > 0:
-        return t("alert_history.state.retrying", attempts=t.number(delivery.attempts))
-    return t(f"alert_history.state.{state.value}", attempts=t.number(delivery.attempts))
+    attempts = delivery.attempts
+    if state == DeliveryState.PENDING and attempts > 0:
+        return t.ngettext("alert_history.state.retrying", attempts, attempts=t.number(attempts))
+    if state == DeliveryState.DEAD:
+        return t.ngettext("alert_history.state.dead", attempts, attempts=t.number(attempts))
+    return t(f"alert_history.state.{state.value}")

@@ -43,7 +43,7 @@ from credits.conversations import Conversations
 from credits.model import Account
 from credits.money import Money, currency_exponent
 from credits.repository import CreditsRepository
-from dialogs.forms import actor_of, is_submit, replace_card, text_of, wait_again
+from dialogs.forms import actor_of, amount_error, is_submit, replace_card, text_of, wait_again
 from dialogs.turn import tenant_id_of, translator_of
 from locales import Translator
 
@@ -202,15 +202,20 @@ class AlertSettingsDialog(ComponentDialog):
                     currency=currency,
                     thresholds=text_of(values.get(THRESHOLDS))[:THRESHOLDS_MAX_CHARS],
                     max_chars=THRESHOLDS_MAX_CHARS,
-                    help=t(
+                    help=t.ngettext(
                         "alert_settings.thresholds_help",
-                        count=rules.MAX_THRESHOLDS,
+                        rules.MAX_THRESHOLDS,
+                        count=t.number(rules.MAX_THRESHOLDS),
                         maximum=t.minor_money(self._maximum(currency).minor, currency),
                     ),
                     default=_default_text(t, account),
                     channels=shown,
                     more=(
-                        t("alert_settings.channels_more", count=len(channels) - len(shown))
+                        t.ngettext(
+                            "alert_settings.channels_more",
+                            len(channels) - len(shown),
+                            count=t.number(len(channels) - len(shown)),
+                        )
                         if len(channels) > len(shown)
                         else ""
                     ),
@@ -230,9 +235,14 @@ class AlertSettingsDialog(ComponentDialog):
 
     def _error(self, t: Translator, problem: rules.ThresholdProblem, currency: str) -> str:
         if problem.code == rules.TOO_MANY:
-            return t("alert_settings.error.too_many", count=rules.MAX_THRESHOLDS)
-        message = t(
-            f"error.{problem.code}",
+            return t.ngettext(
+                "alert_settings.error.too_many",
+                rules.MAX_THRESHOLDS,
+                count=t.number(rules.MAX_THRESHOLDS),
+            )
+        message = amount_error(
+            t,
+            problem.code,
             maximum=t.minor_money(self._maximum(currency).minor, currency),
             decimals=currency_exponent(currency),
         )

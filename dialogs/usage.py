@@ -115,7 +115,11 @@ class UsageChat:
                 {"title": t("usage.debited"), "value": money(report.debited_minor)},
                 {"title": t("usage.balance_after"), "value": money(report.balance_after_minor)},
             ],
-            uncovered=t("usage.uncovered", count=report.uncovered) if report.uncovered else "",
+            uncovered=(
+                t.ngettext("usage.uncovered", report.uncovered, count=t.number(report.uncovered))
+                if report.uncovered
+                else ""
+            ),
         )
 
     def _allowed(self, url: str) -> bool:
@@ -156,8 +160,9 @@ def advice_view(t: Translator, advice: Advice | None) -> dict | None:
     legacy = ""
     if advice.legacy_usd is not None and advice.licensed_users is not None:
         initial, trigger = advice.legacy_usd
-        legacy = t(
+        legacy = t.ngettext(
             "usage.legacy",
+            advice.licensed_users,
             users=t.number(advice.licensed_users),
             initial=t.money(initial, "USD"),
             trigger=t.money(trigger, "USD"),
@@ -183,7 +188,9 @@ def advice_view(t: Translator, advice: Advice | None) -> dict | None:
 
 
 def runway_text(t: Translator, days: int | None) -> str:
-    return t("usage.runway_days", days=t.number(days)) if days is not None else t("usage.no_spend")
+    if days is None:
+        return t("usage.no_spend")
+    return t.ngettext("usage.runway_days", days, days=t.number(days))
 
 
 class _TooLarge(Exception):

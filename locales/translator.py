@@ -17,9 +17,16 @@ from locales.languages import Language
 class Translator:
     """Messages and formatting for one language."""
 
-    def __init__(self, language: Language, translations: Translations) -> None:
+    def __init__(
+        self,
+        language: Language,
+        translations: Translations,
+        plurals: frozenset[str] = frozenset(),
+    ) -> None:
         self.language = language
         self._translations = translations
+        # Ids of the messages that have plural forms: they are read with `ngettext` only.
+        self._plurals = plurals
         self._locale = Locale.parse(language.babel)
 
     @property
@@ -27,10 +34,20 @@ class Translator:
         return self.language.tag
 
     def gettext(self, msgid: str, **values: object) -> str:
+        if msgid in self._plurals:
+            # Its first form would read "1 users" for any count: a mistake in the caller.
+            raise ValueError(f"{msgid} has plural forms: read it with ngettext")
         text = self._translations.gettext(msgid)
         return text.format(**values) if values else text
 
     __call__ = gettext
+
+    def ngettext(self, msgid: str, n: int, **values: object) -> str:
+        """The form of a counted message for `n`, by the catalogue's `Plural-Forms` (Russian
+        has three forms, Chinese one). The message ids are symbolic, so the singular and the
+        plural id are the same; `n` only chooses the form, the caller formats the number."""
+        text = self._translations.ngettext(msgid, msgid, n)
+        return text.format(**values) if values else text
 
     def money(self, amount: Decimal, currency: str) -> str:
         return format_currency(amount, currency, locale=self._locale)

@@ -128,7 +128,7 @@ async def test_add_funds_with_an_amount_goes_straight_to_confirmation(client, co
         ("1e9", EN("error.amount.not_a_number")),
         ("-500", EN("error.amount.negative")),
         ("0", EN("error.amount.zero")),
-        ("12.345", EN("error.amount.too_many_decimals", decimals=2)),
+        ("12.345", EN.ngettext("error.amount.too_many_decimals", 2, decimals=2)),
         ("49.99", EN("error.amount.below_minimum", minimum="$50.00")),
         ("100000.01", EN("error.amount.above_maximum", maximum="$100,000.00")),
         ("9" * 40, EN("error.amount.above_maximum", maximum="$100,000.00")),

@@ -123,7 +123,7 @@ async def test_the_form_opens_with_every_kind_on_and_says_what_the_default_is(
         "alert_settings.thresholds_label", currency="USD"
     )
     texts = card_texts(form)
-    assert EN("alert_settings.thresholds_help", count=5, maximum=MAX) in texts
+    assert EN.ngettext("alert_settings.thresholds_help", 5, count=5, maximum=MAX) in texts
     assert EN("alert_settings.default_none", percent=20) in texts  # nothing bought yet
     assert EN("alert_settings.channels_none") in texts
     assert EN("alert_settings.channels_help") in texts
@@ -283,9 +283,12 @@ def _problem(typed: str, problem: str) -> str:
         ("100000.01", _problem("100000.01", EN("error.trigger.above_maximum", maximum=MAX))),
         ("NaN", _problem("NaN", EN("error.amount.not_a_number"))),
         ("Infinity", _problem("Infinity", EN("error.amount.not_a_number"))),
-        ("12.345", _problem("12.345", EN("error.amount.too_many_decimals", decimals=2))),
+        (
+            "12.345",
+            _problem("12.345", EN.ngettext("error.amount.too_many_decimals", 2, decimals=2)),
+        ),
         ("five hundred", _problem("five", EN("error.amount.not_a_number"))),
-        ("500, 400, 300, 200, 100, 50", EN("alert_settings.error.too_many", count=5)),
+        ("500, 400, 300, 200, 100, 50", EN.ngettext("alert_settings.error.too_many", 5, count=5)),
     ],
 )
 async def test_bad_thresholds_come_back_at_the_field(client, connector, stores, typed, message):
@@ -401,14 +404,17 @@ async def test_the_flow_in_portuguese(client, connector, stores):
     assert element(form, "thresholds")["label"] == pt(
         "alert_settings.thresholds_label", currency="USD"
     )
-    assert pt("alert_settings.thresholds_help", count=5, maximum="US$\xa0100.000,00") in texts
+    assert (
+        pt.ngettext("alert_settings.thresholds_help", 5, count=5, maximum="US$\xa0100.000,00")
+        in texts
+    )
 
     # Amounts as a Brazilian admin types them; the errors in Portuguese.
     again = await save(chat, form, thresholds="1.250,50; 12,345")
     assert error_at(again, "thresholds") == pt(
         "alert_settings.error.amount",
         amount="12,345",
-        problem=pt("error.amount.too_many_decimals", decimals=2),
+        problem=pt.ngettext("error.amount.too_many_decimals", 2, decimals=2),
     )
     saved = await save(chat, again, thresholds="1.250,50; 100")
     assert card_texts(saved)[0] == pt("alert_settings.saved_title")
