@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from babel.lists import format_list
-from babel.numbers import format_decimal, get_decimal_symbol
+from babel.numbers import format_decimal
 from botbuilder.core import MessageFactory, TurnContext
 from botbuilder.dialogs import (
     ComponentDialog,
@@ -234,6 +234,12 @@ class AlertSettingsDialog(ComponentDialog):
         return sorted(names, key=str.casefold)
 
     def _error(self, t: Translator, problem: rules.ThresholdProblem, currency: str) -> str:
+        if problem.code == rules.SEPARATOR:
+            return t(
+                "alert_settings.error.amount",
+                amount=problem.amount[:24],
+                problem=t("alert_settings.error.separator"),
+            )
         if problem.code == rules.TOO_MANY:
             return t.ngettext(
                 "alert_settings.error.too_many",
@@ -281,9 +287,8 @@ def _values_of(t: Translator, account: Account, preferences: AlertPreferences) -
         name: "true" if kind in preferences.kinds else "false" for kind, name in KIND_FIELDS.items()
     }
     locale = t.language.babel
-    # A comma between amounts reads badly where it is also the decimal separator.
-    separator = "; " if get_decimal_symbol(locale) == "," else ", "
-    values[THRESHOLDS] = separator.join(
+    # The separator the field reads in every language (credits.alert_settings).
+    values[THRESHOLDS] = "; ".join(
         _plain(locale, minor, account.currency) for minor in preferences.thresholds_minor
     )
     return values
