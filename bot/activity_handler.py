@@ -125,8 +125,9 @@ class CreditsBot(TeamsActivityHandler):
         )
         if is_new:
             t = translator_of(turn_context)
+            channel = conversation_kind(activity) == "channel"
             await turn_context.send_activity(
-                MessageFactory.attachment(self._cards.attachment("welcome", t))
+                MessageFactory.attachment(self._cards.attachment("welcome", t, channel=channel))
             )
 
     async def _uninstalled(self, turn_context: TurnContext) -> None:

@@ -37,10 +37,12 @@ class AlertsHere:
         activity = turn_context.activity
         tenant_id = tenant_id_of(activity) or ""
         kind = conversation_kind(activity)
-        if kind == "personal":
-            await turn_context.send_activity(t("alerts_here.personal"))
-            return
         subscribe = parsed.command == Command.ALERTS_HERE
+        if kind == "personal":
+            await turn_context.send_activity(
+                t("alerts_here.personal" if subscribe else "alerts_here.stop_personal")
+            )
+            return
         stored = await self._conversations.get(tenant_id, activity.conversation.id)
         if stored is None or not stored.active:
             # Added before references were kept, or reinstalled: store it now.

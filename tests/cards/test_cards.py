@@ -13,7 +13,8 @@ import pytest
 from cards import CardRenderer
 from cards.renderer import MENU_COMMANDS, TEMPLATES_DIR
 from dialogs.commands import Command
-from locales import Localizer
+from locales import LANGUAGES, Localizer
+from tests.fakes.connector import card_texts
 from tests.support.card_samples import samples
 from tests.support.cards_validation import validate_cards
 
@@ -58,6 +59,25 @@ def test_user_text_cannot_break_out_of_a_card():
     card = RENDERER.render("add_funds_failed", t, reason=hostile, amount="$1")
     assert card["body"][1]["text"] == hostile
     assert all(a["type"] == "Action.Submit" for a in card["actions"])
+
+
+def test_the_language_chooser_never_puts_automatic_between_two_languages():
+    for t in L10N.all():
+        card = RENDERER.render("language", t, languages=LANGUAGES, current="English")
+        rows = [
+            [action["data"]["language"] for action in element["actions"]]
+            for element in card["body"]
+            if element["type"] == "ActionSet"
+        ]
+        assert rows == [["en-US", "pt-BR", "es-ES"], ["zh-CN", "ru-RU", "fr-FR"], ["auto"]]
+        assert card_texts(card)[-1] == t("language.automatic")
+
+
+def test_the_welcome_in_a_channel_says_to_mention_the_bot_and_has_no_menu():
+    for t in L10N.all():
+        card = RENDERER.render("welcome", t, channel=True)
+        assert card_texts(card) == [t("welcome.title"), t("welcome.channel_text")]
+        assert t("welcome.text") in card_texts(RENDERER.render("welcome", t))
 
 
 def test_menu_buttons_send_commands_the_bot_understands():

@@ -3,6 +3,7 @@ that counts something has the plural forms of every language."""
 
 from __future__ import annotations
 
+import json
 import re
 import string
 
@@ -209,3 +210,40 @@ def test_money_and_dates_follow_the_locale():
     assert localizer.translator("fr-FR").money(amount, "EUR") == "1\u202f234,50\xa0€"
     assert localizer.translator("ru-RU").date(date(2027, 11, 23)) == "23 нояб. 2027 г."
     assert localizer.translator("zh-CN").date(date(2027, 11, 23)) == "2027年11月23日"
+
+
+def test_help_shows_add_funds_with_an_amount():
+    localizer = Localizer.from_directory()
+    parser = CommandParser.from_localizer(localizer)
+    for translator in localizer.all():
+        quoted = re.findall(r"\*\*(.+?)\*\*", translator.gettext("help.text"))
+        parsed = [parser.parse(word) for word in quoted]
+        assert any(
+            p is not None and (p.command, p.argument) == (Command.ADD_FUNDS, "500") for p in parsed
+        ), translator.tag
+
+
+# In a channel Teams delivers only messages that @mention the bot, by the name it shows there.
+CHANNEL_TEXTS = (
+    "help.text",
+    "welcome.channel_text",
+    "alerts_here.personal",
+    "alerts_here.stop_personal",
+    "alerts_here.subscribed",
+    "alert_settings.channels_help",
+)
+
+
+def _bot_name(tag: str) -> str:
+    manifest = LOCALES_DIR.parent / "manifest"
+    if tag == ENGLISH.tag:
+        return json.loads((manifest / "manifest.json").read_text("utf-8"))["name"]["short"]
+    return json.loads((manifest / f"{tag.lower()}.json").read_text("utf-8"))["name.short"]
+
+
+@pytest.mark.parametrize("language", LANGUAGES, ids=lambda lang: lang.tag)
+def test_channel_commands_say_to_mention_the_bot_by_its_name(language):
+    translator = Localizer.from_directory().translator(language.tag)
+    mention = "@" + _bot_name(language.tag)
+    without = [msgid for msgid in CHANNEL_TEXTS if mention not in translator.gettext(msgid)]
+    assert without == []

@@ -142,6 +142,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
             for flag in (True, False)
         ],
         ("welcome", {}),
+        ("welcome", {"channel": True}),
         ("menu", {"message": None}),
         ("menu", {"message": t("unknown.hint")}),
         ("language", {"languages": LANGUAGES, "current": t("language.automatic")}),
