@@ -188,7 +188,7 @@ def _method(t: Translator, data: dict[str, Any]) -> str:
     if data.get("method_last4"):
         return t(
             "add_funds.method_saved",
-            brand=str(data.get("method_brand") or ""),
+            brand=t.card_brand(str(data.get("method_brand") or "")),
             last4=str(data["method_last4"]),
             month=f"{int(data.get('method_month') or 0):02d}",
             year=str(data.get("method_year") or ""),

@@ -381,7 +381,7 @@ def _method_from(order: dict[str, Any]) -> PaymentMethod:
 def _card_label(t: Translator, card) -> str:
     return t(
         "add_funds.method_saved",
-        brand=card.brand,
+        brand=t.card_brand(card.brand),
         last4=card.last4,
         month=f"{card.expiry_month:02d}",
         year=str(card.expiry_year),

@@ -12,7 +12,8 @@ import ipaddress
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable
-from typing import BinaryIO
+from datetime import date
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -179,12 +180,27 @@ def advice_view(t: Translator, advice: Advice | None) -> dict | None:
             "usage.advice", recharge=money(r.recharge_minor), trigger=money(r.trigger_minor)
         ),
         "legacy": legacy,
-        # Chart values in the currency's major unit, as exact decimal text (display only).
-        "chart": [
-            {"x": t.date(day), "y": str(Money(amount, advice.currency).to_decimal())}
-            for day, amount in r.series[-30:]
-        ],
+        **chart_view(t, r.series[-30:], advice.currency),
     }
+
+
+def chart_view(t: Translator, series: list[tuple[date, int]], currency: str) -> dict[str, Any]:
+    """The daily-spend chart: a short label under each bar, the dates they span as the axis title.
+
+    Thirty full dates ("Nov 23, 2026") under thirty bars were cut to "N…": each bar shows its day
+    of the month, the first bar and each first of a month their month too (which also keeps the
+    labels distinct when a 30-day window holds two firsts), and the x axis says the range.
+    """
+    points = [
+        {
+            "x": t.day_label(day, with_month=index == 0 or day.day == 1),
+            # In the currency's major unit, as exact decimal text (display only).
+            "y": str(Money(amount, currency).to_decimal()),
+        }
+        for index, (day, amount) in enumerate(series)
+    ]
+    span = t.date_range(series[0][0], series[-1][0]) if series else ""
+    return {"chart": points, "chart_range": span}
 
 
 def runway_text(t: Translator, days: int | None) -> str:

@@ -6,11 +6,12 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_interval, format_skeleton
 from babel.numbers import format_currency, format_decimal
 from babel.support import Translations
 
 from credits.money import Money
+from locales.card_brands import brand_name
 from locales.languages import Language
 
 
@@ -49,6 +50,10 @@ class Translator:
         text = self._translations.ngettext(msgid, msgid, n)
         return text.format(**values) if values else text
 
+    def card_brand(self, brand: str) -> str:
+        """A card network as its owner writes it ("Visa", not "visa"), or "Card" when unknown."""
+        return brand_name(brand) or self.gettext("add_funds.card_brand_unknown")
+
     def money(self, amount: Decimal, currency: str) -> str:
         return format_currency(amount, currency, locale=self._locale)
 
@@ -61,6 +66,14 @@ class Translator:
 
     def date(self, value: date | datetime) -> str:
         return format_date(value, format="medium", locale=self._locale)
+
+    def day_label(self, value: date, *, with_month: bool = False) -> str:
+        """A day as short as the locale writes it: "23" ("23日"), or "Nov 1" with its month."""
+        return format_skeleton("MMMd" if with_month else "d", value, locale=self._locale)
+
+    def date_range(self, start: date, end: date) -> str:
+        """Two dates as the locale writes a range: "Oct 25 – Nov 23, 2026"."""
+        return format_interval(start, end, "yMMMd", locale=self._locale)
 
     def datetime(self, value: datetime) -> str:
         return format_datetime(value, format="medium", locale=self._locale)

@@ -247,3 +247,25 @@ def test_channel_commands_say_to_mention_the_bot_by_its_name(language):
     mention = "@" + _bot_name(language.tag)
     without = [msgid for msgid in CHANNEL_TEXTS if mention not in translator.gettext(msgid)]
     assert without == []
+
+
+@pytest.mark.parametrize(
+    ("brand", "shown"),
+    [
+        ("visa", "Visa"),
+        ("mastercard", "Mastercard"),
+        ("amex", "American Express"),
+        ("jcb", "JCB"),
+        ("unionpay", "UnionPay"),
+        ("Visa", "Visa"),
+    ],
+)
+def test_card_brands_are_written_as_their_networks_write_them(brand, shown):
+    for translator in Localizer.from_directory().all():
+        assert translator.card_brand(brand) == shown
+
+
+def test_an_unknown_card_brand_is_a_card_in_each_language():
+    localizer = Localizer.from_directory()
+    shown = {t.tag: t.card_brand(brand) for t in localizer.all() for brand in ("card", "unknown")}
+    assert shown["en-US"] == "Card" and shown["fr-FR"] == "Carte" and shown["ru-RU"] == "Карта"

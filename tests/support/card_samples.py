@@ -87,7 +87,8 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                     "legacy": t.ngettext(
                         "usage.legacy", 120, users="120", initial="$1,000", trigger="$200"
                     ),
-                    "chart": [{"x": f"Nov {d}, 2026", "y": "123.45"} for d in range(1, 31)],
+                    "chart": [{"x": str(d), "y": "123.45"} for d in range(1, 31)],
+                    "chart_range": "Nov 1 – 30, 2026",
                 }
             },
         ),
