@@ -43,6 +43,7 @@ from credits.conversations import Conversations
 from credits.model import Account
 from credits.money import Money, currency_exponent
 from credits.repository import CreditsRepository
+from dialogs.channels import display_name
 from dialogs.forms import actor_of, amount_error, is_submit, replace_card, text_of, wait_again
 from dialogs.turn import tenant_id_of, translator_of
 from locales import Translator
@@ -183,7 +184,7 @@ class AlertSettingsDialog(ComponentDialog):
         errors: dict[str, str],
     ) -> None:
         currency = account.currency
-        channels = await self._channels(account.tenant_id)
+        channels = await self._channels(t, account.tenant_id)
         shown = channels[:MAX_CHANNELS_SHOWN]
         await turn_context.send_activity(
             MessageFactory.attachment(
@@ -224,10 +225,12 @@ class AlertSettingsDialog(ComponentDialog):
             )
         )
 
-    async def _channels(self, tenant_id: str) -> list[str]:
-        """The channels and group chats subscribed to alerts, by name, in a stable order."""
+    async def _channels(self, t: Translator, tenant_id: str) -> list[str]:
+        """The channels and group chats subscribed to alerts, by name ("Team › Channel"), in a
+        stable order; one Teams never named is shown as "Channel", never by its raw id."""
         names = [
-            c.name or c.conversation_id
+            display_name(t, c)
+            or t(f"alert_history.recipient.{'groupChat' if c.kind == 'groupChat' else 'channel'}")
             for c in await self._conversations.list_active(tenant_id)
             if c.subscribed and c.kind != "personal"
         ]

@@ -181,7 +181,8 @@ async def test_the_form_lists_the_channels_subscribed_to_alerts(client, connecto
 
     texts = card_texts(await open_form(Chat(client, connector)))
     listed = [text.removeprefix("• ") for text in texts if text.startswith("• ")]
-    assert listed == ["19:no-name@thread.tacv2", "Billing team", "Finance"]
+    # A channel Teams never named is a "Channel", never its raw id.
+    assert listed == ["Billing team", EN("alert_history.recipient.channel"), "Finance"]
     assert EN("alert_settings.channels_none") not in texts
 
 
