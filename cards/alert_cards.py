@@ -118,6 +118,9 @@ def _recharge_succeeded(body: _Body) -> None:
 def _recharge_failed(body: _Body) -> None:
     t, data = body.t, body.data
     body.lines.append(_reason(t, str(data.get("reason") or "")))
+    if isinstance(data.get("balance_minor"), int):
+        # The crossing that caused this recharge raised no low-balance alert: say it here.
+        body.fact(t("alert.fact.balance"), body.money("balance_minor"))
     attempt = t.number(int(data.get("attempt") or 1))
     body.fact(
         t("alert.fact.attempt"),

@@ -16,6 +16,7 @@ from botbuilder.core import MessageFactory, TurnContext
 from cards import CardRenderer
 from credits.alerts import AlertStore, Delivery, DeliveryState
 from credits.conversations import Conversations
+from credits.model import EventKind
 from dialogs.channels import TeamRoster, display_name, place_of, reference_of
 from dialogs.commands import Command, ParsedCommand
 from dialogs.forms import actor_of
@@ -27,6 +28,12 @@ logger = logging.getLogger(__name__)
 # Deliveries read for the history card: a few recipients for each of the last alerts.
 HISTORY_ROWS = 40
 HISTORY_EVENTS = 10
+# Why an alert was not sent, by kind (the balance ones: "the balance had recovered").
+SUPERSEDED = {
+    EventKind.RECHARGE_FAILED: "alert_history.state.superseded_recharged",
+    EventKind.AUTO_RECHARGE_DISABLED: "alert_history.state.superseded_enabled",
+    EventKind.FUNDS_EXPIRING: "alert_history.state.superseded_used",
+}
 
 
 class AlertsHere:
@@ -156,4 +163,6 @@ def _state(t: Translator, delivery: Delivery) -> str:
         return t.ngettext("alert_history.state.retrying", attempts, attempts=t.number(attempts))
     if state == DeliveryState.DEAD:
         return t.ngettext("alert_history.state.dead", attempts, attempts=t.number(attempts))
+    if state == DeliveryState.SUPERSEDED:
+        return t(SUPERSEDED.get(delivery.kind, "alert_history.state.superseded"))
     return t(f"alert_history.state.{state.value}")
