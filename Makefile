@@ -42,6 +42,8 @@ bench: deps
 	$(PY) -m tests.benchmarks.bench_usage_parse
 	$(PY) -m tests.benchmarks.bench_usage_import
 	$(PY) -m tests.benchmarks.bench_alerts
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	$(if $(filter 0,$(LOCAL_NETNS)),,$(PY) -m scripts.netns --) $(PY) -m tests.benchmarks.bench_playground
 
 ## make lint: ruff, and the layout's import rules (import-linter contracts in pyproject.toml).
 lint: deps
