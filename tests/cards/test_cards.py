@@ -83,3 +83,37 @@ def test_the_welcome_in_a_channel_says_to_mention_the_bot_and_has_no_menu():
 def test_menu_buttons_send_commands_the_bot_understands():
     assert MENU_COMMANDS  # the welcome and menu cards are built from it
     assert set(MENU_COMMANDS) <= {command.value for command in Command}
+
+
+def test_the_recharge_alert_names_the_card_network_as_it_writes_itself():
+    from datetime import UTC, datetime
+
+    from cards.alert_cards import AlertCards
+    from credits.alerts import Delivery
+    from credits.model import EventKind
+
+    t = L10N.translator("en-US")
+    delivery = Delivery(
+        tenant_id="t",
+        event_id="recharge_succeeded-1",
+        kind=EventKind.RECHARGE_SUCCEEDED,
+        event_at=datetime(2026, 11, 23, tzinfo=UTC),
+        data={
+            "amount_minor": 50_000,
+            "balance_minor": 60_000,
+            "currency": "USD",
+            "method_brand": "visa",  # as processors name it
+            "method_last4": "4242",
+            "method_month": 12,
+            "method_year": 2030,
+        },
+        conversation_id="a:1",
+        conversation_kind="personal",
+        locale="en-US",
+    )
+    facts = {
+        f["title"]: f["value"] for f in AlertCards(RENDERER, L10N).content(delivery, t)["facts"]
+    }
+    assert facts[t("alert.fact.method")] == t(
+        "add_funds.method_saved", brand="Visa", last4="4242", month="12", year="2030"
+    )
