@@ -112,7 +112,6 @@ class UsageImporter:
         )
         return report
 
-
     async def _recharge(self, tenant_id: str) -> str:
         if self._recharger is not None:
             return (await self._recharger.run(tenant_id)).status
