@@ -364,7 +364,7 @@ def check_alert_events(books: dict[str, Books], evidence: Evidence) -> Check:
     return Check(
         "every alert event fanned out to the admin (none silent unless the chat was removed)",
         f"{sum(kinds.values())} events ({', '.join(f'{n} {k}' for k, n in kinds.most_common())})"
-        f"; {silent} while the chat was removed",
+        f"; {silent} reached nobody",
         problems,
     )
 

@@ -330,13 +330,21 @@ class Driver:
             await asyncio.sleep(rng.uniform(1.0, 4.0))
 
     async def _http_import(
-        self, tenant: Tenant, rng: random.Random, key: str, name: str, body: bytes
+        self,
+        tenant: Tenant,
+        rng: random.Random,
+        key: str,
+        name: str,
+        body: bytes,
+        *,
+        again: bool = True,
     ) -> None:
+        """One push to the endpoint; cut by a kill, the tooling pushes the same file again."""
         run = ImportRun("http", tenant.tenant_id, name, body)
         self.imports.append(run)
         self.stats.note("import http")
         instance = self._pick(rng)
-        if rng.random() < 0.06:
+        if again and rng.random() < 0.06:
             self._spawn(self._kill_later(instance, rng.uniform(0.1, 1.0), "import"))
         started = time.monotonic()
         result = await self._request(
@@ -350,6 +358,8 @@ class Driver:
             result, "failed"
         )
         run.detail = "" if result == "ok" else result
+        if run.outcome in ("killed", "refused") and again:
+            await self._http_import(tenant, rng, key, name, body, again=False)
 
     # --- the operator: command-line imports ----------------------------------------------
 
@@ -365,21 +375,25 @@ class Driver:
                     # Half-way: a moment inside the typical duration of a whole import.
                     typical = statistics.median(self._cli_seconds) if self._cli_seconds else 4.0
                     kill_at = rng.uniform(0.3, 0.9) * typical
-                task = asyncio.create_task(self._cli_import(tenant, rng, kill_at))
+                name, body = self._file(tenant, rng, chunks=4)
+                task = asyncio.create_task(self._cli_import(tenant, name, body, kill_at))
                 running.add(task)
                 task.add_done_callback(running.discard)
             await asyncio.sleep(rng.uniform(1.5, 4.0))
         if running:
             await asyncio.gather(*running)
 
-    async def _cli_import(self, tenant: Tenant, rng: random.Random, kill_at: float | None) -> None:
-        name, body = self._file(tenant, rng, chunks=4)
+    async def _cli_import(
+        self, tenant: Tenant, name: str, body: bytes, kill_at: float | None
+    ) -> None:
+        """One command-line import; killed after `kill_at` seconds, then run again whole, as an
+        operator would after a crash (the second run must complete)."""
         path = self.workdir / "files" / name
         path.write_bytes(body)
         run = ImportRun("cli", tenant.tenant_id, name, body)
         self.imports.append(run)
         self.stats.note("import cli")
-        stderr = self.workdir / "logs" / f"cli-{name}.log"
+        stderr = self.workdir / "logs" / f"cli-{name}-{next(self._ids)}.log"
         started = time.monotonic()
         process = await start_cli_import(self.cli_env, path, tenant.tenant_id, stderr)
         try:
@@ -390,6 +404,7 @@ class Driver:
             await process.wait()
             run.outcome, run.seconds = "killed", time.monotonic() - started
             self.stats.note("kill cli")
+            await self._cli_import(tenant, name, body, None)
             return
         run.seconds = time.monotonic() - started
         if process.returncode == 0:
@@ -440,7 +455,9 @@ class Driver:
             self.stats.note(f"kill {why}")
             self.killed_mid_send |= await self.sending_now()
             await instance.reap()
+            # A claim the dead process had on the wire to storage lands a moment later.
             await asyncio.sleep(rng.uniform(0.5, 2.0))
+            self.killed_mid_send |= await self.sending_now()
             await self._start(instance)
         finally:
             self._killing.discard(instance.name)
