@@ -30,7 +30,10 @@ COPY dialogs/ dialogs/
 COPY cards/ cards/
 COPY credits/ credits/
 COPY storage/ storage/
+COPY graph/ graph/
 COPY locales/ locales/
+# The operator's usage import (`python -m scripts.usage`) and nothing else of the tools.
+COPY scripts/__init__.py scripts/usage.py scripts/
 RUN python -m compileall -q /app
 USER 10001:10001
 EXPOSE 3978

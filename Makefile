@@ -40,18 +40,20 @@ CHAOS_SECONDS ?= 120
 chaos: deps
 	$(PY) -m tests.chaos --seconds $(CHAOS_SECONDS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
-## make bench: figures for the notes (not tests): cold start, help turn, place-order turn.
+## make bench: figures for the notes (not tests), printed by tests/benchmarks/.
 bench: deps
-	$(PY) -m scripts.bench_help
-	$(PY) -m scripts.bench_place_order
-	$(PY) -m scripts.bench_licences
-	$(PY) -m scripts.bench_usage_parse
-	$(PY) -m scripts.bench_usage_import
-	$(PY) -m scripts.bench_alerts
+	$(PY) -m tests.benchmarks.bench_help
+	$(PY) -m tests.benchmarks.bench_place_order
+	$(PY) -m tests.benchmarks.bench_licences
+	$(PY) -m tests.benchmarks.bench_usage_parse
+	$(PY) -m tests.benchmarks.bench_usage_import
+	$(PY) -m tests.benchmarks.bench_alerts
 
+## make lint: ruff, and the layout's import rules (import-linter contracts in pyproject.toml).
 lint: deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 ## make package: the Teams app package build/appPackage.zip; needs MicrosoftAppId (environment or .env).
 package: deps

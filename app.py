@@ -1,7 +1,9 @@
 """Entry point: builds the aiohttp application from settings and runs it.
 
 `create_app(settings)` is the only place that wires concrete classes together; tests build the
-same application with their own settings.
+same application with their own settings. The wiring is split by what it builds: the table
+adapters (`Stores`), the credits domain (`build_credits`), the conversational flows
+(`_main_dialog`), the proactive alerts (`_alerts`) and the background jobs (`_jobs`).
 """
 
 from __future__ import annotations
@@ -25,23 +27,18 @@ from jwt import PyJWTError
 
 from bot.activity_handler import CreditsBot
 from bot.adapter import AdapterWithErrorHandler
-from bot.alert_cards import AlertCards
 from bot.alert_dispatch import AlertDispatcher, Wakeups
-from bot.i18n import Localizer
 from bot.proactive import ProactiveSender
 from bot.rate_limits import TeamsRateLimits
 from bot.settings import Settings, SettingsError
-from bot.turn import tenant_id_of
 from bot.usage_api import usage_handler
 from cards import CardRenderer
+from cards.alert_cards import AlertCards
 from credits.access import AdminCheck
 from credits.accounts import AccountService, no_seed
 from credits.auto_recharge import AutoRecharger
-from credits.demo import demo_seeder
 from credits.directory import Directory, DirectoryError
 from credits.expiry import ExpiryJob
-from credits.graph_directory import GraphDirectory, MsalTokenProvider
-from credits.graph_usage import GraphPstnCalls, GraphUsageError
 from credits.jobs import Job, JobRunner
 from credits.licence_service import LicenceService
 from credits.money import Money
@@ -49,10 +46,9 @@ from credits.orders import OrderService
 from credits.payments import PaymentError
 from credits.recommendation import FundingAdvisor
 from credits.repository import ConcurrencyConflict
-from credits.sandbox_gateway import SandboxGateway
 from credits.usage import UsageFormatError
 from credits.usage_charging import UsageCharger
-from credits.usage_import import GraphUsageSync, UsageImporter
+from credits.usage_import import GraphUsageSync, PageSource, UsageImporter
 from dialogs.add_funds import CONFIRM, AddFundsDialog
 from dialogs.alert_commands import AlertHistory, AlertsHere
 from dialogs.alert_settings import FORM as ALERT_SETTINGS_FORM
@@ -64,14 +60,20 @@ from dialogs.language import LanguageDialog, LanguagePreference
 from dialogs.licences import LicencesDialog
 from dialogs.main_dialog import MainDialog
 from dialogs.status import StatusReply
+from dialogs.turn import tenant_id_of
 from dialogs.usage import UsageChat
+from graph.adapters import GraphAdapters
+from graph.errors import GraphError
+from locales import Localizer
 from storage.alerts import TableAlertStore
 from storage.audit import AuditLog
-from storage.bot_state import TableBotStorage
+from storage.bot_state import StateConflictError, TableBotStorage
 from storage.conversations import ConversationRepository
 from storage.credits_repository import TableCreditsRepository
-from storage.embedded_directory import EmbeddedDirectory, seed_demo_tenant
+from storage.demo import DemoSeededDirectory, demo_seeder
+from storage.embedded_directory import EmbeddedDirectory
 from storage.leases import TableLeases
+from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 from storage.tables import TableStore
 
@@ -146,23 +148,48 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         prefix=settings.table_prefix,
         request_hook=app[REQUEST_HOOK],
     )
-    directory: GraphDirectory | None = None
-    pstn_calls: GraphPstnCalls | None = None
+    graph: GraphAdapters | None = None
     try:
         await store.create_tables()
+        directory, pstn_calls = app[DIRECTORY], None
         if settings.directory == "graph":
             # One app registration serves Graph for users, licences and call records.
-            tokens = MsalTokenProvider(settings.graph_client_id, settings.graph_client_secret)
-            pstn_calls = GraphPstnCalls(None, tokens)
-            if app[DIRECTORY] is None:
-                directory = GraphDirectory(None, tokens)
-        app[SERVICES] = build_services(settings, store, app[DIRECTORY] or directory, pstn_calls)
+            graph = GraphAdapters(settings.graph_client_id, settings.graph_client_secret)
+            directory, pstn_calls = directory or graph.directory, graph.pstn_calls
+        app[SERVICES] = build_services(settings, store, directory, pstn_calls)
         yield
     finally:
-        for client in (directory, pstn_calls):
-            if client is not None:
-                await client.close()
+        if graph is not None:
+            await graph.close()
         await store.close()
+
+
+# --- the adapters --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The Azure Table adapters of one application, each on its own table."""
+
+    bot_state: TableBotStorage
+    conversations: ConversationRepository
+    alerts: TableAlertStore
+    audit: AuditLog
+    leases: TableLeases
+
+    @classmethod
+    def on(cls, store: TableStore) -> Stores:
+        names = store.names
+        return cls(
+            bot_state=TableBotStorage(store.table(names.bot_state)),
+            conversations=ConversationRepository(store.table(names.conversations)),
+            alerts=TableAlertStore(store.table(names.alerts)),
+            audit=AuditLog(store.table(names.audit)),
+            leases=TableLeases(store.table(names.leases)),
+        )
+
+
+# --- the credits domain --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -195,184 +222,236 @@ def build_credits(
     return Credits(repository, accounts, orders, recharger, importer)
 
 
+# --- the whole service ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What the flows, the alerts and the jobs of one application share."""
+
+    settings: Settings
+    stores: Stores
+    credits: Credits
+    directory: Directory
+    localizer: Localizer
+    cards: CardRenderer
+    admins: AdminCheck
+    licences: LicenceService
+    advisor: FundingAdvisor
+    wakeups: Wakeups
+
+
 def build_services(
     settings: Settings,
     store: TableStore,
     graph: Directory | None = None,
-    pstn_calls: GraphPstnCalls | None = None,
+    pstn_calls: PageSource | None = None,
 ) -> Services:
-    bot_storage = TableBotStorage(store.table(store.names.bot_state))
-    conversations = ConversationRepository(store.table(store.names.conversations))
-    alert_store = TableAlertStore(store.table(store.names.alerts))
-    conversation_state = ConversationState(bot_storage)
-    user_state = UserState(bot_storage)
-    localizer = Localizer.from_directory()
-    cards = CardRenderer()
+    shared = _shared(settings, store, graph or DemoSeededDirectory(EmbeddedDirectory.on(store)))
+    conversation_state = ConversationState(shared.stores.bot_state)
+    user_state = UserState(shared.stores.bot_state)
     language = LanguagePreference(user_state.create_property("Language"))
+    bot = CreditsBot(
+        conversation_state=conversation_state,
+        user_state=user_state,
+        localizer=shared.localizer,
+        language=language,
+        cards=shared.cards,
+        main_dialog=_main_dialog(shared, conversation_state, language),
+        conversations=shared.stores.conversations,
+    )
+    adapter = AdapterWithErrorHandler(
+        settings, conversation_state, shared.localizer, lost_races=(StateConflictError,)
+    )
+    sender = ProactiveSender(adapter, settings.microsoft_app_id)
+    alerts = _alerts(shared, sender)
+    job_list = _jobs(shared, alerts, pstn_calls)
+    return Services(
+        store=store,
+        adapter=adapter,
+        bot=bot,
+        orders=shared.credits.orders,
+        credits=shared.credits.repository,
+        directory=shared.directory,
+        jobs=_job_runner(shared, job_list),
+        job_list=job_list,
+        alerts=alerts,
+        sender=sender,
+        usage_upload=usage_handler(settings.usage_api_secret, _import_file(shared.credits)),
+    )
 
+
+def _shared(settings: Settings, store: TableStore, directory: Directory) -> Shared:
+    stores = Stores.on(store)
     wakeups = Wakeups()
     credits = build_credits(settings, store, wakeups)
-    credits_repo, accounts, orders = credits.repository, credits.accounts, credits.orders
-    recharger, importer = credits.recharger, credits.importer
-    directory: Directory = graph or DemoSeededDirectory(EmbeddedDirectory.on(store))
-    admins = AdminCheck(
-        directory, ttl=timedelta(seconds=settings.role_cache_seconds), clock=_utcnow
+    licences = LicenceService(directory, stores.audit.write_licence_change)
+    return Shared(
+        settings=settings,
+        stores=stores,
+        credits=credits,
+        directory=directory,
+        localizer=Localizer.from_directory(),
+        cards=CardRenderer(),
+        admins=AdminCheck(
+            directory, ttl=timedelta(seconds=settings.role_cache_seconds), clock=_utcnow
+        ),
+        licences=licences,
+        advisor=FundingAdvisor(
+            credits.repository,
+            today=lambda: _utcnow().date(),
+            lead_days=settings.recharge_lead_days,
+            minimum_minor=lambda currency: _minimum(settings, currency).minor,
+            licensed_users=licences.licensed_count,
+        ),
+        wakeups=wakeups,
     )
-    audit = AuditLog(store.table(store.names.audit))
-    licences = LicenceService(directory, audit.write_licence_change)
+
+
+def _main_dialog(
+    shared: Shared, conversation_state: ConversationState, language: LanguagePreference
+) -> MainDialog:
+    """Every conversational flow, and the commands and card actions that reach them."""
+    settings, credits, stores, cards = shared.settings, shared.credits, shared.stores, shared.cards
     add_funds = AddFundsDialog(
-        accounts,
-        orders,
-        credits_repo,
+        credits.accounts,
+        credits.orders,
+        credits.repository,
         cards,
-        minimum=lambda currency: Money.from_decimal(settings.purchase_minimum, currency),
-        maximum=lambda currency: Money.from_decimal(settings.purchase_maximum, currency),
+        minimum=lambda currency: _minimum(settings, currency),
+        maximum=lambda currency: _maximum(settings, currency),
         clock=_utcnow,
     )
     auto_recharge = AutoRechargeDialog(
-        accounts,
-        credits_repo,
+        credits.accounts,
+        credits.repository,
         cards,
-        minimum=lambda currency: Money.from_decimal(settings.purchase_minimum, currency),
-        maximum=lambda currency: Money.from_decimal(settings.purchase_maximum, currency),
-    )
-    advisor = FundingAdvisor(
-        credits_repo,
-        today=lambda: _utcnow().date(),
-        lead_days=settings.recharge_lead_days,
-        minimum_minor=lambda currency: (
-            Money.from_decimal(settings.purchase_minimum, currency).minor
-        ),
-        licensed_users=licences.licensed_count,
+        minimum=lambda currency: _minimum(settings, currency),
+        maximum=lambda currency: _maximum(settings, currency),
     )
     usage = UsageChat(
-        lambda tenant, body, origin: importer.import_file(tenant, body, origin=origin),
+        _import_file(credits),
         cards,
         download_hosts=settings.usage_download_hosts,
-        advisor=advisor,
+        advisor=shared.advisor,
     )
     alert_settings = AlertSettingsDialog(
-        accounts,
-        credits_repo,
-        alert_store,
-        conversations,
+        credits.accounts,
+        credits.repository,
+        stores.alerts,
+        stores.conversations,
         cards,
-        maximum=lambda currency: Money.from_decimal(settings.purchase_maximum, currency),
+        maximum=lambda currency: _maximum(settings, currency),
     )
-    main_dialog = MainDialog(
+    return MainDialog(
         conversation_state.create_property("DialogState"),
-        CommandParser.from_localizer(localizer),
+        CommandParser.from_localizer(shared.localizer),
         cards,
         flows={
-            Command.LANGUAGE: LanguageDialog(language, localizer, cards),
+            Command.LANGUAGE: LanguageDialog(language, shared.localizer, cards),
             Command.ADD_FUNDS: add_funds,
             Command.AUTO_RECHARGE: auto_recharge,
-            Command.LICENCES: LicencesDialog(licences, cards),
+            Command.LICENCES: LicencesDialog(shared.licences, cards),
             Command.ALERTS: alert_settings,
         },
         replies={
-            Command.STATUS: StatusReply(accounts, cards, advisor),
+            Command.STATUS: StatusReply(credits.accounts, cards, shared.advisor),
             Command.USAGE: usage,
-            Command.ALERTS_HERE: AlertsHere(conversations),
-            Command.STOP_ALERTS_HERE: AlertsHere(conversations),
-            Command.ALERT_HISTORY: AlertHistory(alert_store, cards),
+            Command.ALERTS_HERE: AlertsHere(stores.conversations),
+            Command.STOP_ALERTS_HERE: AlertsHere(stores.conversations),
+            Command.ALERT_HISTORY: AlertHistory(stores.alerts, cards),
         },
         orphan_submits={
             CONFIRM: lambda tc, value: add_funds.replay_confirmation(tc, value.get("nonce")),
             AUTO_RECHARGE_CONFIRM: lambda tc, _value: auto_recharge.show_saved(tc),
             ALERT_SETTINGS_FORM: lambda tc, _value: alert_settings.show_saved(tc),
         },
-        authorize=_admins_only(admins),
+        authorize=_admins_only(shared.admins),
         on_file=usage.on_file,
     )
-    bot = CreditsBot(
-        conversation_state=conversation_state,
-        user_state=user_state,
-        localizer=localizer,
-        language=language,
-        cards=cards,
-        main_dialog=main_dialog,
-        conversations=conversations,
-    )
-    adapter = AdapterWithErrorHandler(settings, conversation_state, localizer)
-    sender = ProactiveSender(adapter, settings.microsoft_app_id)
-    alerts = AlertDispatcher(
-        events=credits_repo,
-        store=alert_store,
-        conversations=conversations,
-        is_admin=admins.is_admin,
-        cards=AlertCards(cards, localizer),
+
+
+def _alerts(shared: Shared, sender: ProactiveSender) -> AlertDispatcher:
+    async def runway_days(tenant_id: str) -> int | None:
+        advice = await shared.advisor.advise(tenant_id, with_licences=False)
+        return advice.recommendation.runway_days if advice is not None else None
+
+    return AlertDispatcher(
+        events=shared.credits.repository,
+        store=shared.stores.alerts,
+        conversations=shared.stores.conversations,
+        is_admin=shared.admins.is_admin,
+        cards=AlertCards(shared.cards, shared.localizer),
         sender=sender,
         limits=TeamsRateLimits(),
         clock=_utcnow,
         errors=(AzureError, DirectoryError),
-        runway_days=_runway_days(advisor),
-        wakeups=wakeups,
+        runway_days=runway_days,
+        wakeups=shared.wakeups,
     )
-    expiry = ExpiryJob(credits_repo, clock=_utcnow)
-    job_list = (
+
+
+def _jobs(
+    shared: Shared, alerts: AlertDispatcher, pstn_calls: PageSource | None
+) -> tuple[Job, ...]:
+    credits, stores = shared.credits, shared.stores
+    expiry = ExpiryJob(credits.repository, clock=_utcnow)
+    jobs = (
         Job(
             "order-recovery",
             ORDER_RECOVERY_INTERVAL,
-            lambda tenant: orders.recover(tenant, older_than=ORDER_RECOVERY_AGE),
+            lambda tenant: credits.orders.recover(tenant, older_than=ORDER_RECOVERY_AGE),
         ),
-        Job("auto-recharge", RECHARGE_INTERVAL, recharger.run),
+        Job("auto-recharge", RECHARGE_INTERVAL, credits.recharger.run),
         Job("expiry", EXPIRY_INTERVAL, expiry.run),
         # The safety net: finds what a crash or another instance left in the outbox.
         Job("alerts-sweep", ALERT_SWEEP_INTERVAL, alerts.wake_async),
         Job(
             "alerts-retention",
             ALERT_RETENTION_INTERVAL,
-            lambda tenant: alert_store.prune(tenant, _utcnow() - ALERT_RETENTION),
+            lambda tenant: stores.alerts.prune(tenant, _utcnow() - ALERT_RETENTION),
         ),
     )
     if pstn_calls is not None:
         sync = GraphUsageSync(
-            accounts,
-            UsageCharger(credits_repo, clock=_utcnow),
-            recharger,
+            credits.accounts,
+            UsageCharger(credits.repository, clock=_utcnow),
+            credits.recharger,
             pstn_calls,
             clock=_utcnow,
         )
-        job_list += (Job("usage-sync", USAGE_SYNC_INTERVAL, sync.run),)
-    jobs = JobRunner(
-        job_list,
-        TableLeases(store.table(store.names.leases)),
-        credits_repo.tenants_with_accounts,
+        jobs += (Job("usage-sync", USAGE_SYNC_INTERVAL, sync.run),)
+    return jobs
+
+
+def _job_runner(shared: Shared, jobs: tuple[Job, ...]) -> JobRunner:
+    return JobRunner(
+        jobs,
+        shared.stores.leases,
+        shared.credits.repository.tenants_with_accounts,
         owner=f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
+        # A tenant's pass that fails with one of these is logged and retried on the next pass.
         errors=(
             AzureError,
             PaymentError,
             ConcurrencyConflict,
             DirectoryError,
-            GraphUsageError,
+            GraphError,
             UsageFormatError,
         ),
     )
-    return Services(
-        store=store,
-        adapter=adapter,
-        bot=bot,
-        orders=orders,
-        credits=credits_repo,
-        directory=directory,
-        jobs=jobs,
-        job_list=job_list,
-        alerts=alerts,
-        sender=sender,
-        usage_upload=usage_handler(
-            settings.usage_api_secret,
-            lambda tenant, body, origin: importer.import_file(tenant, body, origin=origin),
-        ),
-    )
 
 
-def _runway_days(advisor: FundingAdvisor):
-    async def runway_days(tenant_id: str) -> int | None:
-        advice = await advisor.advise(tenant_id, with_licences=False)
-        return advice.recommendation.runway_days if advice is not None else None
+def _import_file(credits: Credits):
+    return lambda tenant, body, origin: credits.importer.import_file(tenant, body, origin=origin)
 
-    return runway_days
+
+def _minimum(settings: Settings, currency: str) -> Money:
+    return Money.from_decimal(settings.purchase_minimum, currency)
+
+
+def _maximum(settings: Settings, currency: str) -> Money:
+    return Money.from_decimal(settings.purchase_maximum, currency)
 
 
 def _admins_only(admins: AdminCheck):
@@ -391,43 +470,11 @@ def _admins_only(admins: AdminCheck):
     return authorize
 
 
-class DemoSeededDirectory:
-    """The embedded directory, seeding each tenant with the demo users the first time it is
-    asked about it: in local mode any tenant id the Playground sends has a Billing admin."""
-
-    def __init__(self, inner: EmbeddedDirectory) -> None:
-        self._inner = inner
-        self._seeded: set[str] = set()
-
-    async def _seed(self, tenant_id: str) -> None:
-        if tenant_id not in self._seeded:
-            await seed_demo_tenant(self._inner, tenant_id)
-            self._seeded.add(tenant_id)
-
-    async def list_users(self, tenant_id: str):
-        await self._seed(tenant_id)
-        async for user in self._inner.list_users(tenant_id):
-            yield user
-
-    async def get_user(self, tenant_id: str, user_id: str):
-        await self._seed(tenant_id)
-        return await self._inner.get_user(tenant_id, user_id)
-
-    async def subscribed_skus(self, tenant_id: str):
-        await self._seed(tenant_id)
-        return await self._inner.subscribed_skus(tenant_id)
-
-    async def assign_licenses(self, tenant_id: str, user_id: str, *, add, remove):
-        await self._seed(tenant_id)
-        return await self._inner.assign_licenses(tenant_id, user_id, add=add, remove=remove)
-
-    async def role_template_ids(self, tenant_id: str, user_id: str):
-        await self._seed(tenant_id)
-        return await self._inner.role_template_ids(tenant_id, user_id)
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# --- running -------------------------------------------------------------------------------------
 
 
 async def _background_jobs(app: web.Application) -> AsyncIterator[None]:

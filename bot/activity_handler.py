@@ -13,12 +13,12 @@ from botbuilder.core import (
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import ChannelAccount
 
-from bot.i18n import Localizer
-from bot.turn import conversation_kind, set_translator, tenant_id_of, translator_of
 from cards import CardRenderer
+from credits.conversations import Conversations
 from dialogs.language import LanguagePreference
 from dialogs.main_dialog import MainDialog
-from storage.conversations import ConversationRepository
+from dialogs.turn import conversation_kind, set_translator, tenant_id_of, translator_of
+from locales import Localizer
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class CreditsBot(TeamsActivityHandler):
         language: LanguagePreference,
         cards: CardRenderer,
         main_dialog: MainDialog,
-        conversations: ConversationRepository,
+        conversations: Conversations,
     ) -> None:
         self._conversation_state = conversation_state
         self._user_state = user_state
@@ -107,7 +107,8 @@ class CreditsBot(TeamsActivityHandler):
             return
         is_new = await self._conversations.upsert(
             tenant_id=tenant_id,
-            reference=TurnContext.get_conversation_reference(activity),
+            conversation_id=activity.conversation.id,
+            reference=TurnContext.get_conversation_reference(activity).serialize(),
             kind=conversation_kind(activity),
             locale=activity.locale or "",
             user_aad_object_id=_aad_object_id(activity.from_property),
@@ -147,7 +148,8 @@ class CreditsBot(TeamsActivityHandler):
             return
         await self._conversations.upsert(
             tenant_id=tenant_id,
-            reference=TurnContext.get_conversation_reference(activity),
+            conversation_id=activity.conversation.id,
+            reference=TurnContext.get_conversation_reference(activity).serialize(),
             kind=kind,
             locale=locale,
             user_aad_object_id=_aad_object_id(activity.from_property),

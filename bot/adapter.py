@@ -10,10 +10,9 @@ from botbuilder.integration.aiohttp import (
     ConfigurationBotFrameworkAuthentication,
 )
 
-from bot.i18n import Localizer
 from bot.settings import Settings
-from bot.turn import TRANSLATOR_KEY, tenant_id_of
-from storage.bot_state import StateConflictError
+from dialogs.turn import TRANSLATOR_KEY, tenant_id_of
+from locales import Localizer
 
 logger = logging.getLogger(__name__)
 
@@ -30,15 +29,20 @@ class AdapterWithErrorHandler(CloudAdapter):
         settings: Settings,
         conversation_state: ConversationState,
         localizer: Localizer,
+        *,
+        lost_races: tuple[type[Exception], ...] = (),
     ) -> None:
+        """`lost_races` are the state store's errors for a write that another turn of the same
+        conversation beat (the store's ETag conflict)."""
         super().__init__(ConfigurationBotFrameworkAuthentication(_BotConfig(settings)))
         self._conversation_state = conversation_state
         self._localizer = localizer
+        self._lost_races = lost_races
         self.on_turn_error = self._on_error
 
     async def _on_error(self, turn_context: TurnContext, error: Exception) -> None:
         activity = turn_context.activity
-        if isinstance(error, StateConflictError):
+        if isinstance(error, self._lost_races):
             # Two turns of one conversation ran at once (a double click, a redelivery) and the
             # other saved first. It has answered the user, and its state is the good one:
             # neither an apology nor clearing the state would help.

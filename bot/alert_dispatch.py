@@ -33,21 +33,22 @@ from typing import Protocol
 
 from botbuilder.schema import Activity, ConversationReference
 
-from bot.alert_cards import AlertCards
 from bot.proactive import Outcome, SendResult
 from bot.rate_limits import TeamsRateLimits
+from cards.alert_cards import AlertCards
 from credits.alerts import (
     BACKOFF_BASE,
     AlertPreferences,
+    AlertStore,
     Delivery,
+    DeliveryClaimed,
     DeliveryState,
     raised_at_default,
     superseded,
 )
+from credits.conversations import Conversations, StoredConversation
 from credits.model import Account, EventKind, MethodKind, OutboxEvent
 from credits.repository import Versioned
-from storage.alerts import DeliveryClaimedError, TableAlertStore
-from storage.conversations import ConversationRepository, StoredConversation
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +109,8 @@ class AlertDispatcher:
         self,
         *,
         events: EventSource,
-        store: TableAlertStore,
-        conversations: ConversationRepository,
+        store: AlertStore,
+        conversations: Conversations,
         is_admin: Callable[[str, str], Awaitable[bool]],
         cards: AlertCards,
         sender: Sender,
@@ -274,7 +275,7 @@ class AlertDispatcher:
                     conversation_id=c.conversation_id,
                     conversation_kind=c.kind,
                     locale=c.locale,
-                    recipient=_name_of(c),
+                    recipient=c.name,
                     updated_at=self._clock(),
                 )
                 for c in recipients
@@ -358,7 +359,7 @@ class AlertDispatcher:
                 continue
             claims: list[Versioned[Delivery]] = []
             result = await self._sender.send(
-                conversation.reference,
+                ConversationReference.deserialize(conversation.reference),
                 self._cards.activity(delivery),
                 functools.partial(self._claim, current, claims),
             )
@@ -420,7 +421,7 @@ class AlertDispatcher:
                     current, current.value.claimed(self._clock(), self._claim_ttl)
                 )
             )
-        except DeliveryClaimedError:
+        except DeliveryClaimed:
             return False
         return True
 
@@ -429,7 +430,7 @@ class AlertDispatcher:
     ) -> None:
         try:
             await self._store.save(current, new)
-        except DeliveryClaimedError:
+        except DeliveryClaimed:
             logger.warning(
                 "delivery %s changed underfoot; its new owner records it", new.message_id
             )
@@ -460,10 +461,3 @@ class AlertDispatcher:
 
 def _delivered(delivery: Delivery, now: datetime, activity_id: str) -> Delivery:
     return replace(delivery.ended(DeliveryState.DELIVERED, now), activity_id=activity_id)
-
-
-def _name_of(conversation: StoredConversation) -> str:
-    reference = conversation.reference
-    if conversation.kind == "personal":
-        return (reference.user.name or "") if reference.user is not None else ""
-    return (reference.conversation.name or "") if reference.conversation is not None else ""

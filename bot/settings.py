@@ -90,7 +90,7 @@ class Settings:
 
     usage_api_secret: str = ""
     """`USAGE_API_SECRET`: enables `POST /api/tenants/{tenant}/usage`; each tenant's key is
-    derived from it (`python -m credits.usage key --tenant ID` prints one). Empty: disabled."""
+    derived from it (`python -m scripts.usage key --tenant ID` prints one). Empty: disabled."""
 
     usage_download_hosts: tuple[str, ...] = ("sharepoint.com",)
     """`USAGE_DOWNLOAD_HOSTS`: hosts (and their subdomains) a file sent in chat is fetched from;

@@ -15,11 +15,21 @@ from botbuilder.core import CardFactory
 from botbuilder.schema import Attachment
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from bot.i18n import Translator
-from dialogs.commands import MENU_COMMANDS
+from locales import Translator
 
 TEMPLATES_DIR = Path(__file__).resolve().parent
 CARD_VERSION = "1.5"
+# The main menu's buttons, in the order the welcome and menu cards show them: the values of
+# `dialogs.commands.Command` they send (tests/test_cards.py holds the two together).
+MENU_COMMANDS: tuple[str, ...] = (
+    "status",
+    "add_funds",
+    "auto_recharge",
+    "licences",
+    "usage",
+    "alerts",
+    "help",
+)
 
 
 class CardRenderer:
@@ -35,7 +45,7 @@ class CardRenderer:
             auto_reload=False,
         )
         self._env.globals["card_version"] = CARD_VERSION
-        self._env.globals["menu_commands"] = [c.value for c in MENU_COMMANDS]
+        self._env.globals["menu_commands"] = list(MENU_COMMANDS)
 
     def render(self, name: str, t: Translator, **data: Any) -> dict[str, Any]:
         template = self._env.get_template(f"{name}.json.j2")

@@ -14,19 +14,22 @@ Who hears a balance alert is decided from the event as it was raised (its thresh
 whether that was the account's default then); whether it is still worth sending, from the
 balance at the moment it is sent.
 
-No I/O here: the dispatcher in `bot/alert_dispatch.py` drives these through storage.
+No I/O here: the dispatcher in `bot/alert_dispatch.py` drives these through the `AlertStore`
+port (`storage/alerts.py` keeps them in Azure Tables).
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from credits.model import Account, EventKind, OutboxEvent
+from credits.repository import Versioned
 
 # Teams sends 429 and 5xx; five tries cover minutes of throttling before a message is given up.
 MAX_ATTEMPTS = 5
@@ -198,3 +201,34 @@ def account_thresholds(preferences: list[AlertPreferences]) -> tuple[int, ...]:
     """Every threshold some admin asked for: the ledger raises balance_low at each of them."""
     chosen = {t for p in preferences for t in p.thresholds_minor}
     return tuple(sorted(chosen, reverse=True))
+
+
+class DeliveryClaimed(RuntimeError):
+    """Another dispatcher changed the delivery first; it owns this attempt."""
+
+
+class AlertStore(Protocol):
+    """Deliveries and admins' alert preferences, per tenant."""
+
+    async def create_deliveries(self, deliveries: Sequence[Delivery]) -> int:
+        """Insert the deliveries not yet stored; the number inserted."""
+
+    async def open_deliveries(self, tenant_id: str) -> list[Versioned[Delivery]]:
+        """Deliveries still to send or in flight, oldest event first."""
+
+    async def recent(self, tenant_id: str, limit: int) -> list[Delivery]:
+        """The newest deliveries, newest first."""
+
+    async def save(self, current: Versioned[Delivery], new: Delivery) -> Versioned[Delivery]:
+        """Replace a delivery as read; raises DeliveryClaimed when it changed meanwhile."""
+
+    async def prune(self, tenant_id: str, before: datetime) -> int:
+        """Delete deliveries of alerts older than `before`; the number deleted."""
+
+    async def preferences(self, tenant_id: str, user_id: str) -> AlertPreferences | None: ...
+
+    async def all_preferences(self, tenant_id: str) -> dict[str, AlertPreferences]: ...
+
+    async def save_preferences(
+        self, tenant_id: str, user_id: str, preferences: AlertPreferences
+    ) -> None: ...

@@ -110,46 +110,7 @@ class AutoRecharger:
             account = current.value
             if account.recharge.serial >= serial:
                 return RechargeResult("failed", outcome)  # another instance recorded it
-            attempt = account.recharge.attempts + 1
-            events = [
-                OutboxEvent(
-                    f"recharge_failed-{key}",
-                    EventKind.RECHARGE_FAILED,
-                    now,
-                    {"reason": reason, "attempt": attempt, "of": self.max_attempts},
-                )
-            ]
-            if attempt >= self.max_attempts:
-                updated = replace(
-                    account,
-                    auto_recharge=replace(account.auto_recharge, enabled=False),
-                    recharge=RechargeState(attempts=attempt, serial=serial, last_failure=reason),
-                )
-                events.append(
-                    OutboxEvent(
-                        f"auto_recharge_disabled-{key}",
-                        EventKind.AUTO_RECHARGE_DISABLED,
-                        now,
-                        {"reason": reason},
-                    )
-                )
-                status = "disabled"
-            else:
-                next_at = now + self._backoff[attempt]
-                updated = replace(
-                    account,
-                    recharge=replace(
-                        account.recharge,
-                        attempts=attempt,
-                        serial=serial,
-                        next_attempt_at=next_at.isoformat(),
-                        last_failure=reason,
-                    ),
-                )
-                events[0] = replace(
-                    events[0], data={**events[0].data, "next_attempt_at": next_at.isoformat()}
-                )
-                status = "failed"
+            updated, events, status = self._after_failure(account, key, serial, reason, now)
             change = ledger.Change(updated, (), ())
             try:
                 await self._repo.commit(current.etag, change, inserts=events)
@@ -157,13 +118,52 @@ class AutoRecharger:
                 continue  # reload: another instance may have recorded this failure
             logger.warning(
                 "auto-recharge attempt %d of %d failed for tenant %s: %s",
-                attempt,
+                updated.recharge.attempts,
                 self.max_attempts,
                 tenant_id,
                 reason,
             )
             return RechargeResult(status, outcome)
         raise ConcurrencyConflict(f"could not record the failed recharge of {tenant_id}")
+
+    def _after_failure(
+        self, account: Account, key: str, serial: int, reason: str, now: datetime
+    ) -> tuple[Account, list[OutboxEvent], str]:
+        """The account after a failed attempt, its alerts, and `failed` or `disabled`: the
+        next attempt after the back-off, or auto-recharge switched off once attempts run out."""
+        attempt = account.recharge.attempts + 1
+        failed = OutboxEvent(
+            f"recharge_failed-{key}",
+            EventKind.RECHARGE_FAILED,
+            now,
+            {"reason": reason, "attempt": attempt, "of": self.max_attempts},
+        )
+        if attempt >= self.max_attempts:
+            updated = replace(
+                account,
+                auto_recharge=replace(account.auto_recharge, enabled=False),
+                recharge=RechargeState(attempts=attempt, serial=serial, last_failure=reason),
+            )
+            disabled = OutboxEvent(
+                f"auto_recharge_disabled-{key}",
+                EventKind.AUTO_RECHARGE_DISABLED,
+                now,
+                {"reason": reason},
+            )
+            return updated, [failed, disabled], "disabled"
+        next_at = (now + self._backoff[attempt]).isoformat()
+        updated = replace(
+            account,
+            recharge=replace(
+                account.recharge,
+                attempts=attempt,
+                serial=serial,
+                next_attempt_at=next_at,
+                last_failure=reason,
+            ),
+        )
+        failed = replace(failed, data={**failed.data, "next_attempt_at": next_at})
+        return updated, [failed], "failed"
 
 
 def _method(account: Account) -> PaymentMethod:

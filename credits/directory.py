@@ -1,6 +1,6 @@
 """The directory port: users, licences and admin roles of a tenant (Microsoft Graph in production).
 
-Adapters: `credits/graph_directory.py` (Microsoft Graph, app-only) and the embedded directory in
+Adapters: `graph/directory.py` (Microsoft Graph, app-only) and the embedded directory in
 Azure Tables (`storage/embedded_directory.py`) that the local stack and the tests use.
 """
 

@@ -17,8 +17,9 @@ from typing import BinaryIO, Protocol
 
 from credits.accounts import AccountService
 from credits.auto_recharge import AutoRecharger
-from credits.usage import ParseReport, SkipReason, UsageRow, iter_export_rows, iter_graph_rows
+from credits.usage import ParseReport, SkipReason, UsageRow, iter_graph_rows
 from credits.usage_charging import ChargeReport, UsageCharger
+from credits.usage_export import iter_export_rows
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,6 @@ from botbuilder.dialogs import (
     WaterfallStepContext,
 )
 
-from bot.i18n import Translator
-from bot.turn import tenant_id_of, translator_of
 from cards import CardRenderer
 from credits.accounts import AccountService
 from credits.ledger import expiry_of
@@ -33,6 +31,8 @@ from credits.orders import OrderOutcome, OrderRejected, OrderService
 from credits.payments import CardDetails, InvalidCard
 from credits.repository import CreditsRepository
 from dialogs.forms import actor_of, is_submit, replace_card, text_of, wait_again
+from dialogs.turn import tenant_id_of, translator_of
+from locales import Translator
 
 logger = logging.getLogger(__name__)
 

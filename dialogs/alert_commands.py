@@ -11,14 +11,13 @@ from collections import OrderedDict
 
 from botbuilder.core import MessageFactory, TurnContext
 
-from bot.i18n import Translator
-from bot.turn import conversation_kind, tenant_id_of, translator_of
 from cards import CardRenderer
-from credits.alerts import Delivery, DeliveryState
+from credits.alerts import AlertStore, Delivery, DeliveryState
+from credits.conversations import Conversations
 from dialogs.commands import Command, ParsedCommand
 from dialogs.forms import actor_of
-from storage.alerts import TableAlertStore
-from storage.conversations import ConversationRepository
+from dialogs.turn import conversation_kind, tenant_id_of, translator_of
+from locales import Translator
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ HISTORY_EVENTS = 10
 class AlertsHere:
     """Subscribes or unsubscribes the channel the command was typed in."""
 
-    def __init__(self, conversations: ConversationRepository) -> None:
+    def __init__(self, conversations: Conversations) -> None:
         self._conversations = conversations
 
     async def __call__(self, turn_context: TurnContext, parsed: ParsedCommand) -> None:
@@ -47,7 +46,8 @@ class AlertsHere:
             # Added before references were kept, or reinstalled: store it now.
             await self._conversations.upsert(
                 tenant_id=tenant_id,
-                reference=TurnContext.get_conversation_reference(activity),
+                conversation_id=activity.conversation.id,
+                reference=TurnContext.get_conversation_reference(activity).serialize(),
                 kind=kind,
                 locale=activity.locale or "",
             )
@@ -73,7 +73,7 @@ class AlertsHere:
 
 
 class AlertHistory:
-    def __init__(self, store: TableAlertStore, cards: CardRenderer) -> None:
+    def __init__(self, store: AlertStore, cards: CardRenderer) -> None:
         self._store = store
         self._cards = cards
 

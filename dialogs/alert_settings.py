@@ -29,8 +29,6 @@ from botbuilder.dialogs import (
     WaterfallStepContext,
 )
 
-from bot.i18n import Translator
-from bot.turn import tenant_id_of, translator_of
 from cards import CardRenderer
 from credits import alert_settings as rules
 from credits.accounts import AccountService
@@ -38,14 +36,16 @@ from credits.alerts import (
     CHOOSABLE_KINDS,
     DEFAULT_THRESHOLD_PERCENT,
     AlertPreferences,
+    AlertStore,
     default_thresholds,
 )
+from credits.conversations import Conversations
 from credits.model import Account
 from credits.money import Money, currency_exponent
 from credits.repository import CreditsRepository
 from dialogs.forms import actor_of, is_submit, replace_card, text_of, wait_again
-from storage.alerts import TableAlertStore
-from storage.conversations import ConversationRepository
+from dialogs.turn import tenant_id_of, translator_of
+from locales import Translator
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ class AlertSettingsDialog(ComponentDialog):
         self,
         accounts: AccountService,
         repository: CreditsRepository,
-        alerts: TableAlertStore,
-        conversations: ConversationRepository,
+        alerts: AlertStore,
+        conversations: Conversations,
         cards: CardRenderer,
         *,
         maximum: Callable[[str], Money],
@@ -222,8 +222,7 @@ class AlertSettingsDialog(ComponentDialog):
     async def _channels(self, tenant_id: str) -> list[str]:
         """The channels and group chats subscribed to alerts, by name, in a stable order."""
         names = [
-            (c.reference.conversation.name if c.reference.conversation else None)
-            or c.conversation_id
+            c.name or c.conversation_id
             for c in await self._conversations.list_active(tenant_id)
             if c.subscribed and c.kind != "personal"
         ]

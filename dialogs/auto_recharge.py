@@ -24,8 +24,6 @@ from botbuilder.dialogs import (
     WaterfallStepContext,
 )
 
-from bot.i18n import Translator
-from bot.turn import tenant_id_of, translator_of
 from cards import CardRenderer
 from credits import auto_recharge_settings as rules
 from credits.accounts import AccountService
@@ -34,6 +32,8 @@ from credits.money import Money, currency_exponent
 from credits.repository import CreditsRepository
 from dialogs.add_funds import _card_label, _default_method
 from dialogs.forms import is_submit, replace_card, text_of
+from dialogs.turn import tenant_id_of, translator_of
+from locales import Translator
 
 logger = logging.getLogger(__name__)
 

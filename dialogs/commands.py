@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.i18n import Localizer
+from locales import Localizer
 
 
 class Command(StrEnum):
@@ -32,17 +32,6 @@ class Command(StrEnum):
     LANGUAGE = "language"
     CANCEL = "cancel"
 
-
-# The main menu, in the order the welcome card shows it.
-MENU_COMMANDS: tuple[Command, ...] = (
-    Command.STATUS,
-    Command.ADD_FUNDS,
-    Command.AUTO_RECHARGE,
-    Command.LICENCES,
-    Command.USAGE,
-    Command.ALERTS,
-    Command.HELP,
-)
 
 _SEPARATORS = re.compile(r"[\s_/]+")
 # A hyphen joins words ("auto-recharge") only between letters; "-500" keeps its sign.

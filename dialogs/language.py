@@ -12,10 +12,10 @@ from botbuilder.dialogs import (
     WaterfallStepContext,
 )
 
-from bot.i18n import LANGUAGES, Localizer
-from bot.turn import set_translator, translator_of
 from cards import CardRenderer
 from dialogs.commands import normalize
+from dialogs.turn import set_translator, translator_of
+from locales import LANGUAGES, Localizer
 
 AUTOMATIC = "auto"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from botbuilder.core import MessageFactory
 from botbuilder.dialogs import (
@@ -18,13 +19,14 @@ from botbuilder.dialogs import (
     WaterfallDialog,
     WaterfallStepContext,
 )
+from botbuilder.schema import Attachment
 
-from bot.i18n import Translator
-from bot.turn import tenant_id_of, translator_of
 from cards import CardRenderer
 from credits.licence_service import LicenceService, Outcome, Prerequisite, UserResult
 from credits.licences import Standing, UserLicences
 from dialogs.forms import actor_of, is_submit, replace_card, text_of, wait_again
+from dialogs.turn import tenant_id_of, translator_of
+from locales import Translator
 
 logger = logging.getLogger(__name__)
 
@@ -99,14 +101,8 @@ class LicencesDialog(ComponentDialog):
         view = dict(step.values["view"])
         action = value.get("action")
         if action in ("search", "previous", "next"):
-            view["query"] = text_of(value.get("query"))[:100]
-            view["filter"] = value.get("filter") if value.get("filter") in FILTERS else "all"
-            if action == "search":
-                view["page"] = 0
-            else:
-                view["page"] += 1 if action == "next" else -1
             return await step.replace_dialog(
-                self.initial_dialog_id, {**view, "nonce": step.values["nonce"]}
+                self.initial_dialog_id, {**_moved(view, value), "nonce": step.values["nonce"]}
             )
         tenant_id = tenant_id_of(step.context.activity)
         if action == "assign_all_eligible":
@@ -132,6 +128,19 @@ class LicencesDialog(ComponentDialog):
             await step.context.send_activity(t("licences.unknown_users"))
             return await step.end_dialog()
         step.values["pending"] = {"action": action, "user_ids": [u.user.id for u in chosen]}
+        card = self._confirmation(t, step.values["nonce"], action, chosen, overview.free_seats)
+        await step.context.send_activity(MessageFactory.attachment(card))
+        return Dialog.end_of_turn
+
+    def _confirmation(
+        self,
+        t: Translator,
+        nonce: str,
+        action: str,
+        chosen: list[UserLicences],
+        free_seats: int,
+    ) -> Attachment:
+        """The confirmation card: who, and the seats left once the change is made."""
         needs = action == "assign" and any(
             u.standing == Standing.MISSING_PREREQUISITE for u in chosen
         )
@@ -139,24 +148,21 @@ class LicencesDialog(ComponentDialog):
             1 for u in chosen if u.standing in (Standing.ELIGIBLE, Standing.MISSING_PREREQUISITE)
         )
         seats_after = (
-            overview.free_seats - takes_seat
+            free_seats - takes_seat
             if action == "assign"
-            else overview.free_seats + sum(1 for u in chosen if u.standing == Standing.LICENSED)
+            else free_seats + sum(1 for u in chosen if u.standing == Standing.LICENSED)
         )
-        names = [u.user.display_name for u in chosen]
-        card = self._cards.attachment(
+        return self._cards.attachment(
             "licences_confirm",
             t,
-            nonce=step.values["nonce"],
+            nonce=nonce,
             title=t(f"licences.confirm_{action}", count=len(chosen)),
-            who=_names(t, names),
+            who=_names(t, [u.user.display_name for u in chosen]),
             seats_after=t("licences.seats_after", seats=max(seats_after, 0)),
             seats_short=seats_after < 0,
             offer_prerequisite=needs,
             prerequisites=[p.value for p in Prerequisite],
         )
-        await step.context.send_activity(MessageFactory.attachment(card))
-        return Dialog.end_of_turn
 
     async def confirm_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         value = step.context.activity.value
@@ -258,3 +264,16 @@ def _summary(t: Translator, results: list[UserResult]) -> str:
         if r.outcome in (Outcome.ASSIGNED, Outcome.ASSIGNED_WITH_PREREQUISITE, Outcome.REMOVED)
     )
     return t("licences.summary", done=done, total=len(results))
+
+
+def _moved(view: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
+    """The list's view after a search or a page turn: query, filter and page."""
+    moved = dict(view)
+    moved["query"] = text_of(value.get("query"))[:100]
+    moved["filter"] = value.get("filter") if value.get("filter") in FILTERS else "all"
+    action = value.get("action")
+    if action == "search":
+        moved["page"] = 0
+    else:
+        moved["page"] += 1 if action == "next" else -1
+    return moved

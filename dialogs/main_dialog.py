@@ -15,9 +15,9 @@ from botbuilder.core import MessageFactory, StatePropertyAccessor, TurnContext
 from botbuilder.dialogs import Dialog, DialogSet, DialogTurnStatus
 from botbuilder.schema import Attachment
 
-from bot.turn import translator_of
 from cards import CardRenderer
 from dialogs.commands import Command, CommandParser, ParsedCommand
+from dialogs.turn import translator_of
 from dialogs.usage import file_attachment
 
 logger = logging.getLogger(__name__)

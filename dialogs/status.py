@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from botbuilder.core import MessageFactory, TurnContext
 
-from bot.turn import tenant_id_of, translator_of
 from cards import CardRenderer
-from credits.accounts import AccountService
+from credits.accounts import AccountService, Status
+from credits.model import Account
 from credits.recommendation import FundingAdvisor
 from dialogs.commands import ParsedCommand
+from dialogs.turn import tenant_id_of, translator_of
 from dialogs.usage import runway_text
+from locales import Translator
 
 # Lots shown on the card; more are summarised so the card stays far below Teams' size limit.
 MAX_LOTS_SHOWN = 10
@@ -27,60 +29,66 @@ class StatusReply:
         t = translator_of(turn_context)
         status = await self._accounts.status(tenant_id_of(turn_context.activity))
         account = status.account
-        currency = account.currency
-
-        def money(minor: int) -> str:
-            return t.minor_money(minor, currency)
-
-        recharge = account.auto_recharge
-        auto_recharge = (
-            t(
-                "status.auto_recharge_on",
-                amount=money(recharge.recharge_with_minor),
-                trigger=money(recharge.trigger_minor),
-            )
-            if recharge.enabled
-            else t("status.auto_recharge_off")
-        )
-        lots = [
-            {
-                "text": t(
-                    "status.lot",
-                    remaining=money(lot.remaining_minor),
-                    amount=money(lot.amount_minor),
-                ),
-                "expires": t("status.lot_expires", date=t.date(lot.expires_at)),
-            }
-            for lot in status.lots[:MAX_LOTS_SHOWN]
-        ]
-        next_expiry = (
-            t(
-                "status.next_expiry",
-                amount=money(status.lots[0].remaining_minor),
-                date=t.date(status.lots[0].expires_at),
-            )
-            if status.lots
-            else ""
-        )
-        recent = [
-            {
-                "date": t.date(entry.at),
-                "kind": t(f"entry.{entry.kind.value}"),
-                "amount": ("+" if entry.amount_minor > 0 else "") + money(entry.amount_minor),
-            }
-            for entry in status.recent
-        ]
         advice = await self._advisor.advise(account.tenant_id, with_licences=False)
-        runway = runway_text(t, advice.recommendation.runway_days) if advice else ""
         card = self._cards.attachment(
             "status",
             t,
-            runway=runway,
-            balance=money(account.balance_minor),
-            currency=currency,
-            auto_recharge=auto_recharge,
-            lots=lots,
-            next_expiry=next_expiry,
-            recent=recent,
+            runway=runway_text(t, advice.recommendation.runway_days) if advice else "",
+            balance=t.minor_money(account.balance_minor, account.currency),
+            currency=account.currency,
+            auto_recharge=_auto_recharge(t, account),
+            lots=_lots(t, status),
+            next_expiry=_next_expiry(t, status),
+            recent=_recent(t, status),
         )
         await turn_context.send_activity(MessageFactory.attachment(card))
+
+
+def _auto_recharge(t: Translator, account: Account) -> str:
+    recharge = account.auto_recharge
+    if not recharge.enabled:
+        return t("status.auto_recharge_off")
+    return t(
+        "status.auto_recharge_on",
+        amount=t.minor_money(recharge.recharge_with_minor, account.currency),
+        trigger=t.minor_money(recharge.trigger_minor, account.currency),
+    )
+
+
+def _lots(t: Translator, status: Status) -> list[dict[str, str]]:
+    currency = status.account.currency
+    return [
+        {
+            "text": t(
+                "status.lot",
+                remaining=t.minor_money(lot.remaining_minor, currency),
+                amount=t.minor_money(lot.amount_minor, currency),
+            ),
+            "expires": t("status.lot_expires", date=t.date(lot.expires_at)),
+        }
+        for lot in status.lots[:MAX_LOTS_SHOWN]
+    ]
+
+
+def _next_expiry(t: Translator, status: Status) -> str:
+    if not status.lots:
+        return ""
+    first = status.lots[0]
+    return t(
+        "status.next_expiry",
+        amount=t.minor_money(first.remaining_minor, status.account.currency),
+        date=t.date(first.expires_at),
+    )
+
+
+def _recent(t: Translator, status: Status) -> list[dict[str, str]]:
+    currency = status.account.currency
+    return [
+        {
+            "date": t.date(entry.at),
+            "kind": t(f"entry.{entry.kind.value}"),
+            "amount": ("+" if entry.amount_minor > 0 else "")
+            + t.minor_money(entry.amount_minor, currency),
+        }
+        for entry in status.recent
+    ]

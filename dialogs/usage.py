@@ -19,14 +19,14 @@ import aiohttp
 from botbuilder.core import MessageFactory, TurnContext
 from botbuilder.schema import Attachment
 
-from bot.i18n import Translator
-from bot.turn import tenant_id_of, translator_of
 from cards import CardRenderer
 from credits.money import Money
 from credits.recommendation import Advice, FundingAdvisor
 from credits.usage import UsageFormatError
 from credits.usage_import import ImportReport
 from dialogs.commands import ParsedCommand
+from dialogs.turn import tenant_id_of, translator_of
+from locales import Translator
 
 logger = logging.getLogger(__name__)
 

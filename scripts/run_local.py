@@ -151,37 +151,9 @@ def run_stack(isolated: bool) -> int:
             echo_output=False,
         ).start()
 
-        config = ROOT / "m365agentsplayground.yml"
-        who = (
-            f"users from {config.name}"
-            if config.exists()
-            else f"you are {DEFAULT_USER_NAME} (aadObjectId {DEFAULT_USER_AAD_OBJECT_ID}) "
-            f"in tenant {DEFAULT_TENANT_ID}"
-        )
-        _say(
-            "\n"
-            f"  Agents Playground  {playground.url}   <- open this, say 'help'\n"
-            f"  bot                http://127.0.0.1:{BOT_PORT}/api/messages  (/healthz)\n"
-            f"  Azurite tables     http://127.0.0.1:{AZURITE_PORT}/devstoreaccount1\n"
-            f"  Playground: {who}\n"
-            + (
-                "  (running in a loopback-only network namespace; ports forwarded)\n"
-                if isolated
-                else ""
-            )
-            + "  Ctrl-C stops all three.\n"
-        )
+        _say(_banner(playground.url, isolated))
 
-        while True:
-            if bot.poll() is not None:
-                logger.error("the bot exited with status %s", bot.returncode)
-                return 1
-            if not playground.alive():
-                logger.error(
-                    "the Agents Playground exited:\n%s", "\n".join(list(playground.output)[-20:])
-                )
-                return 1
-            time.sleep(0.5)
+        return _watch(bot, playground)
     except Stop as stop:
         logger.info("%s: stopping", stop)
         return 0
@@ -197,6 +169,43 @@ def run_stack(isolated: bool) -> int:
             stop_process(bot)
         azurite.stop()
         logger.info("stopped the Playground, the bot and Azurite")
+
+
+ISOLATED_NOTE = "  (running in a loopback-only network namespace; ports forwarded)\n"
+
+
+def _banner(playground_url: str, isolated: bool) -> str:
+    """Where each part of the stack is, and who the Playground's user is."""
+    config = ROOT / "m365agentsplayground.yml"
+    who = (
+        f"users from {config.name}"
+        if config.exists()
+        else f"you are {DEFAULT_USER_NAME} (aadObjectId {DEFAULT_USER_AAD_OBJECT_ID}) "
+        f"in tenant {DEFAULT_TENANT_ID}"
+    )
+    return (
+        "\n"
+        f"  Agents Playground  {playground_url}   <- open this, say 'help'\n"
+        f"  bot                http://127.0.0.1:{BOT_PORT}/api/messages  (/healthz)\n"
+        f"  Azurite tables     http://127.0.0.1:{AZURITE_PORT}/devstoreaccount1\n"
+        f"  Playground: {who}\n"
+        + (ISOLATED_NOTE if isolated else "")
+        + "  Ctrl-C stops all three.\n"
+    )
+
+
+def _watch(bot: subprocess.Popen, playground: Playground) -> int:
+    """Until a signal (raised as Stop), or until the bot or the Playground dies: then 1."""
+    while True:
+        if bot.poll() is not None:
+            logger.error("the bot exited with status %s", bot.returncode)
+            return 1
+        if not playground.alive():
+            logger.error(
+                "the Agents Playground exited:\n%s", "\n".join(list(playground.output)[-20:])
+            )
+            return 1
+        time.sleep(0.5)
 
 
 def run_isolated() -> int:

@@ -1,4 +1,5 @@
-"""Alert deliveries and admins' alert preferences in Azure Tables, one partition per tenant.
+"""`credits.alerts.AlertStore` on Azure Tables: deliveries and admins' alert preferences, one
+partition per tenant.
 
 A delivery's RowKey starts with the inverted event time, so the newest alerts come first and the
 history is one short range read. Every state change of a delivery is ETag-guarded: two
@@ -22,7 +23,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
-from credits.alerts import AlertPreferences, Delivery, DeliveryState
+from credits.alerts import AlertPreferences, Delivery, DeliveryClaimed, DeliveryState
 from credits.model import EventKind
 from credits.repository import Versioned
 from storage.keys import escape_key
@@ -32,10 +33,6 @@ MAX_TRANSACTION_OPERATIONS = 100
 PREFERENCES = "prefs-"
 # Milliseconds since the epoch fit 13 digits until the year 2286.
 _INVERT = 10**13
-
-
-class DeliveryClaimedError(RuntimeError):
-    """Another dispatcher changed the delivery first; it owns this attempt."""
 
 
 class TableAlertStore:
@@ -111,7 +108,7 @@ class TableAlertStore:
                 match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError) as error:
-            raise DeliveryClaimedError(new.message_id) from error
+            raise DeliveryClaimed(new.message_id) from error
         return Versioned(new, result["etag"])
 
     async def prune(self, tenant_id: str, before: datetime) -> int:

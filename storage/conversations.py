@@ -1,16 +1,12 @@
-"""Conversation references for proactive messages, one partition per tenant.
-
-A reference is stored when the bot is installed (personal chat or channel) and refreshed on every
-inbound activity, because Teams may change the service URL; uninstalling marks it inactive rather
-than deleting it, so alert history can still name the recipient.
-"""
+"""`credits.conversations.Conversations` on Azure Tables: one partition per tenant, one row per
+conversation (RowKey = the escaped conversation id), the reference as JSON text."""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -20,31 +16,11 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
-from botbuilder.schema import ConversationReference
 
+from credits.conversations import ConversationConflict, StoredConversation
 from storage.keys import escape_key
 
 logger = logging.getLogger(__name__)
-
-
-class ConversationConflictError(RuntimeError):
-    """The reference changed on every attempt to refresh it (heavy concurrent installs)."""
-
-
-@dataclass(frozen=True)
-class StoredConversation:
-    tenant_id: str
-    conversation_id: str
-    kind: str
-    """`personal`, `channel` or `groupChat`, as Teams names the conversation type."""
-    reference: ConversationReference
-    locale: str
-    user_aad_object_id: str
-    active: bool
-    updated_at: datetime
-    subscribed: bool = False
-    """A channel where an admin typed "alerts here": it receives every alert."""
-    subscribed_by: str = ""
 
 
 class ConversationRepository:
@@ -55,7 +31,8 @@ class ConversationRepository:
         self,
         *,
         tenant_id: str,
-        reference: ConversationReference,
+        conversation_id: str,
+        reference: dict[str, Any],
         kind: str,
         locale: str,
         user_aad_object_id: str = "",
@@ -66,14 +43,14 @@ class ConversationRepository:
         The answer decides whether to welcome: Teams announces one installation with both a
         conversationUpdate and an installationUpdate, and the admin should be welcomed once.
         """
-        row_key = escape_key(reference.conversation.id)
+        row_key = escape_key(conversation_id)
         entity = {
             "PartitionKey": escape_key(tenant_id),
             "RowKey": row_key,
             "TenantId": tenant_id,
-            "ConversationId": reference.conversation.id,
+            "ConversationId": conversation_id,
             "Kind": kind,
-            "Reference": json.dumps(reference.serialize()),
+            "Reference": json.dumps(reference),
             "Locale": locale,
             "UserAadObjectId": user_aad_object_id,
             "Active": active,
@@ -102,9 +79,7 @@ class ConversationRepository:
                 return active and not was_active
             except ResourceModifiedError:
                 continue
-        raise ConversationConflictError(
-            f"conversation {reference.conversation.id!r} kept changing underfoot"
-        )
+        raise ConversationConflict(f"conversation {conversation_id!r} kept changing underfoot")
 
     async def deactivate(self, tenant_id: str, conversation_id: str) -> None:
         try:
@@ -160,7 +135,7 @@ def _to_stored(entity: dict) -> StoredConversation:
         tenant_id=entity["TenantId"],
         conversation_id=entity["ConversationId"],
         kind=entity["Kind"],
-        reference=ConversationReference.deserialize(json.loads(entity["Reference"])),
+        reference=json.loads(entity["Reference"]),
         locale=entity.get("Locale", ""),
         user_aad_object_id=entity.get("UserAadObjectId", ""),
         active=bool(entity.get("Active")),

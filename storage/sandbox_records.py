@@ -19,7 +19,7 @@ RECORD = "Record"
 
 
 class TableSandboxRecords:
-    """`credits.sandbox_gateway.SandboxRecords` on one Azure Table."""
+    """`storage.sandbox_gateway.SandboxRecords` on one Azure Table."""
 
     def __init__(self, table: TableClient) -> None:
         self._table = table

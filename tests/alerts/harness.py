@@ -16,13 +16,13 @@ from botbuilder.core import ConversationState, MemoryStorage
 from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 
 from bot.adapter import AdapterWithErrorHandler
-from bot.alert_cards import AlertCards
 from bot.alert_dispatch import AlertDispatcher, Wakeups
-from bot.i18n import Localizer
 from bot.proactive import ProactiveSender
 from bot.rate_limits import TeamsRateLimits
 from cards import CardRenderer
+from cards.alert_cards import AlertCards
 from credits.model import Account, EventKind, OutboxEvent
+from locales import Localizer
 from storage.alerts import TableAlertStore
 from storage.conversations import ConversationRepository
 from storage.credits_repository import TableCreditsRepository
@@ -89,7 +89,8 @@ class Harness:
             self.admins.add(user)
         await self.conversations.upsert(
             tenant_id=tenant,
-            reference=self.reference(conversation_id, user),
+            conversation_id=conversation_id,
+            reference=self.reference(conversation_id, user).serialize(),
             kind="personal",
             locale=locale,
             user_aad_object_id=user,
@@ -105,7 +106,8 @@ class Harness:
     ) -> None:
         await self.conversations.upsert(
             tenant_id=tenant,
-            reference=self.reference(conversation_id, ""),
+            conversation_id=conversation_id,
+            reference=self.reference(conversation_id, "").serialize(),
             kind="channel",
             locale=locale,
         )

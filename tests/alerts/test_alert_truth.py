@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.i18n import Localizer
 from credits.alerts import AlertPreferences, DeliveryState
 from credits.model import (
     Account,
@@ -29,9 +28,10 @@ from credits.model import (
 from credits.money import Money
 from credits.orders import OrderService
 from credits.payments import CardDetails
-from credits.sandbox_gateway import SandboxGateway
 from credits.usage_charging import UsageCharger
 from dialogs.alert_commands import history_of
+from locales import Localizer
+from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 from tests.alerts.harness import TENANT, Harness
 from tests.fakes.connector import card_texts

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from tests import activities
 from tests.fakes.connector import card_texts
-from tests.test_add_funds_flow import EN, L10N
-from tests.test_usage_api import bearer, export
+from tests.support import activities
+from tests.support.chat import EN, L10N
+from tests.support.usage_files import bearer, export
 
 TENANT = activities.TENANT
 CHANNEL = "19:general@thread.tacv2"
@@ -103,7 +103,7 @@ async def test_a_non_admin_cannot_subscribe_a_channel(api, connector):
 
 
 async def test_alerts_follow_the_language_the_admin_chose(api, connector):
-    from tests.test_add_funds_flow import L10N
+    from tests.support.chat import L10N
 
     await say(api, connector, "language pt-BR")
     await spend(api, 450)

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.i18n import Localizer
 from credits.alerts import DeliveryState, message_id
 from credits.model import EventKind
 from dialogs.alert_commands import history_of
+from locales import Localizer
 from storage.alerts import TableAlertStore
 from tests.alerts.harness import SAMPLE_DATA, TENANT, Harness
 from tests.fakes.connector import BOT_REMOVED, SERVER_ERROR, Fault, card_texts

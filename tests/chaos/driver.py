@@ -29,8 +29,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.i18n import Localizer
 from bot.usage_api import tenant_key
+from locales import Localizer
 from tests.chaos.connector import ChaosConnector
 from tests.chaos.exports import TenantUsage
 from tests.chaos.processes import Instance, pid_of_peer, start_cli_import

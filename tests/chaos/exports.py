@@ -15,7 +15,8 @@ import io
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
-from credits.usage import ParseReport, iter_export_rows
+from credits.usage import ParseReport
+from credits.usage_export import iter_export_rows
 from tests.usage.generate import COLUMNS, write_export
 
 CHUNK_ROWS = 120

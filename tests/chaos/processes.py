@@ -22,9 +22,8 @@ from scripts.azurite import ROOT, die_with_parent, free_port
 
 logger = logging.getLogger(__name__)
 
-# The operator's usage import, as the README documents it. One place to change when the
-# command moves (issue 11: `python -m scripts.usage`).
-USAGE_CLI = ("-m", "credits.usage")
+# The operator's usage import, as the README documents it; the one place that names it.
+USAGE_CLI = ("-m", "scripts.usage")
 START_TIMEOUT = 60.0
 
 

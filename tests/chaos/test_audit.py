@@ -19,10 +19,10 @@ from credits.model import Account, EventKind, MethodKind, PaymentMethod, SavedCa
 from credits.money import Money
 from credits.orders import OrderService
 from credits.payments import CardDetails
-from credits.sandbox_gateway import SandboxGateway
 from credits.usage_charging import UsageCharger
 from storage.alerts import TableAlertStore, delivery_row_key
 from storage.credits_repository import TableCreditsRepository
+from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 from tests.chaos.audit import Evidence, Tables, audit
 from tests.chaos.driver import ImportRun

@@ -22,7 +22,7 @@ from credits.directory import (
     Sku,
 )
 from credits.licences import Missing, SkuCatalogue, Standing, assess
-from storage.embedded_directory import (
+from storage.demo import (
     AUDIO_CONFERENCING,
     COMMUNICATIONS_CREDITS,
     DOMESTIC_CALLING,
@@ -30,9 +30,9 @@ from storage.embedded_directory import (
     MICROSOFT_365_E3,
     OFFICE_E5,
     PHONE_SYSTEM,
-    EmbeddedDirectory,
     seed_demo_tenant,
 )
+from storage.embedded_directory import EmbeddedDirectory
 from storage.keys import escape_key
 
 ALEX = "00000000-0000-0000-0000-0000000000020"
@@ -141,7 +141,7 @@ async def test_seeding_again_changes_nothing(directory, tenant):
     first = await seed_demo_tenant(directory, tenant)
     before = await _rows(directory, tenant)
 
-    second = await seed_demo_tenant(directory.table, tenant)  # a table client works too
+    second = await seed_demo_tenant(directory, tenant)
 
     assert first == len(before) and second == 0
     assert await _rows(directory, tenant) == before

@@ -82,8 +82,9 @@ def test_money_ignores_the_ambient_decimal_precision():
     at import; 16-digit amounts must still come out exact (this failed before MONEY_CONTEXT)."""
     import decimal
 
-    from credits.usage import ParseReport, iter_csv_rows
-    from tests.test_usage_api import COLUMNS
+    from credits.usage import ParseReport
+    from credits.usage_export import iter_csv_rows
+    from tests.support.usage_files import COLUMNS
 
     with decimal.localcontext() as ambient:
         ambient.prec = 5

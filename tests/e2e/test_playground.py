@@ -16,9 +16,9 @@ from decimal import Decimal
 
 import pytest
 
-from bot.i18n import LANGUAGES, Localizer
 from bot.usage_api import tenant_key
 from credits.alerts import DEFAULT_THRESHOLD_PERCENT
+from locales import LANGUAGES, Localizer
 from scripts.playground import DEFAULT_TENANT_ID
 from tests.e2e.chat import Chat, normalize, plain
 from tests.e2e.conftest import ARTIFACTS, USAGE_API_SECRET

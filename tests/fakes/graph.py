@@ -1,10 +1,9 @@
 """A fake Microsoft Graph on loopback.
 
 It stands for Microsoft Graph v1.0 (users, subscribedSkus, assignLicense, memberOf) and the
-Entra token endpoint (the OpenID configuration and the v2.0 token endpoint of each tenant), and
-speaks the part of their REST contracts the bot uses:
+Entra v2.0 token endpoint of each tenant, and speaks the part of their REST contracts the bot
+uses:
 
-    GET  /{tenant}/v2.0/.well-known/openid-configuration
     POST /{tenant}/oauth2/v2.0/token                  client credentials → bearer token
     GET  /v1.0/users?$select=…&$top=…                 paged, absolute @odata.nextLink
     GET  /v1.0/users/{id}?$select=…
@@ -16,9 +15,11 @@ Each tenant has its own users, SKUs (with seats) and role memberships; a token n
 it was issued for, so a token of one tenant never sees another. Requests without a known bearer
 token get 401. Licence errors arise from the state, with Graph's own codes and messages: a user
 without a usage location, a SKU with no free seat, an unknown user. Throttling and outages are
-scripted (`fail_next`, `hang_next`). Every request is recorded.
+scripted (`fail_next`, `hang_next`, `answer_next` for any raw answer, `fail_token_next` for the
+token endpoint). Every request is recorded.
 
-Serve it over TLS (`LoopbackTls`) when MSAL is the client: MSAL accepts only https authorities.
+Serve it over TLS (`LoopbackTls`) when azure-identity is the client: it accepts only https
+authorities.
 """
 
 from __future__ import annotations
@@ -123,6 +124,13 @@ class Fault:
     message: str
 
 
+@dataclass
+class RawAnswer:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
 class FakeGraph:
     def __init__(self, clients: dict[str, str] | None = None) -> None:
         """`clients`: client id → secret of the app registrations the token endpoint knows."""
@@ -130,7 +138,6 @@ class FakeGraph:
         self.tenants: dict[str, FakeTenant] = {}
         self.requests: list[Seen] = []
         self.token_requests: Counter[str] = Counter()
-        self.discovery_requests: Counter[str] = Counter()
         self.page_size = DEFAULT_PAGE_SIZE
         self.token_lifetime = 3599
         """Seconds a token is valid for (its `expires_in`)."""
@@ -139,7 +146,8 @@ class FakeGraph:
         self.url = ""
         """Set by the test once the server runs; next links are built from the request instead."""
         self._tokens: dict[str, str] = {}
-        self._faults: deque[Fault] = deque()
+        self._faults: deque[Fault | RawAnswer] = deque()
+        self._token_faults: deque[Fault] = deque()
         self._hangs: deque[float] = deque()
         self._serial = itertools.count(1)
 
@@ -209,6 +217,24 @@ class FakeGraph:
                 Fault(status, retry_after, code or default_code, message or f"scripted {status}")
             )
 
+    def answer_next(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """The next Graph request gets this answer as it is (a redirect, a body that is not
+        JSON, or not a number, or too large)."""
+        self._faults.append(RawAnswer(status, body, dict(headers or {})))
+
+    def fail_token_next(
+        self,
+        count: int,
+        status: int,
+        error: str,
+        description: str = "AADSTS50000: scripted.",
+        *,
+        retry_after: str | None = None,
+    ) -> None:
+        """The next `count` token requests get Entra's error answer."""
+        for _ in range(count):
+            self._token_faults.append(Fault(status, retry_after, error, description))
+
     def hang_next(self, count: int, seconds: float) -> None:
         """The next `count` Graph requests answer only after `seconds` (to time clients out)."""
         self._hangs.extend([seconds] * count)
@@ -227,7 +253,6 @@ class FakeGraph:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._record])
-        app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self._openid)
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         app.router.add_get(GRAPH_PREFIX + "/users", self._list_users)
         app.router.add_get(GRAPH_PREFIX + "/users/{id}", self._get_user)
@@ -267,6 +292,8 @@ class FakeGraph:
             await asyncio.sleep(self._hangs.popleft())
         if self._faults:
             fault = self._faults.popleft()
+            if isinstance(fault, RawAnswer):
+                return web.Response(status=fault.status, body=fault.body, headers=fault.headers)
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             return _error(fault.status, fault.code, fault.message, headers=headers)
         request[TENANT] = self.tenant(tenant_id)
@@ -280,34 +307,16 @@ class FakeGraph:
 
     # --- Entra ----------------------------------------------------------------------------
 
-    async def _openid(self, request: web.Request) -> web.Response:
-        tenant_id = request.match_info["tenant"]
-        self.discovery_requests[tenant_id] += 1
-        if tenant_id not in self.tenants:
-            return web.json_response(
-                {
-                    "error": "invalid_tenant",
-                    "error_description": f"AADSTS90002: Tenant '{tenant_id}' not found.",
-                },
-                status=400,
-            )
-        base = f"{request.url.origin()}/{tenant_id}"
-        return web.json_response(
-            {
-                "issuer": f"{base}/v2.0",
-                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                "token_endpoint": f"{base}/oauth2/v2.0/token",
-                "token_endpoint_auth_methods_supported": ["client_secret_post"],
-                "response_types_supported": ["code", "id_token", "token"],
-                "subject_types_supported": ["pairwise"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-            }
-        )
-
     async def _token(self, request: web.Request) -> web.Response:
         tenant_id = request.match_info["tenant"]
         self.token_requests[tenant_id] += 1
         form = await request.post()
+        if self._token_faults:
+            fault = self._token_faults.popleft()
+            response = _token_error(fault.status, fault.code, fault.message)
+            if fault.retry_after is not None:
+                response.headers["Retry-After"] = fault.retry_after
+            return response
         if tenant_id not in self.tenants:
             return _token_error(
                 400, "invalid_request", f"AADSTS90002: Tenant '{tenant_id}' not found."
@@ -528,7 +537,7 @@ class LoopbackTls:
 
     @classmethod
     def create(cls, directory: Path) -> LoopbackTls:
-        # Imported here: only the tests that serve TLS need it (it comes with MSAL).
+        # Imported here: only the tests that serve TLS need it (azure-identity depends on it).
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec

@@ -22,7 +22,9 @@ import pytest
 from scripts.azurite import Azurite, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RUNTIME_DIRS = ["bot", "dialogs", "cards", "credits", "storage", "locales"]
+RUNTIME_DIRS = ["bot", "dialogs", "cards", "credits", "storage", "graph", "locales"]
+# The one tool the image carries: the operator's usage import.
+RUNTIME_FILES = ["app.py", "scripts/__init__.py", "scripts/usage.py"]
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -107,7 +109,7 @@ def copied_paths(dockerfile: str) -> list[str]:
 
 
 def test_the_image_copies_only_runtime_code(dockerfile):
-    assert sorted(copied_paths(dockerfile)) == sorted(["app.py", *RUNTIME_DIRS])
+    assert sorted(copied_paths(dockerfile)) == sorted([*RUNTIME_FILES, *RUNTIME_DIRS])
     for keyword, args in instructions(dockerfile):
         if keyword == "COPY" and "--from=" not in args:
             for source in args.split()[:-1]:
@@ -159,6 +161,7 @@ def in_context(path: str) -> bool:
         ".env", "bot/.env", ".venv/bin/python", "node_modules/azurite/package.json", ".git/HEAD",
         "tests/conftest.py", ".data/table.json", "build/appPackage.zip", "manifest/manifest.json",
         "infra/main.bicep", "bot/__pycache__/settings.cpython-311.pyc", "scripts/run_local.py",
+        "scripts/azurite.py", "tests/benchmarks/bench_help.py",
         "locales/pt_BR/LC_MESSAGES/messages.mo",
     ],
 )  # fmt: skip
@@ -171,7 +174,7 @@ def test_dockerignore_keeps_out(path):
     [
         "app.py", "requirements.txt", "bot/settings.py", "cards/status.json.j2",
         "locales/en/LC_MESSAGES/messages.po", "credits/money.py", "storage/tables.py",
-        "dialogs/main_dialog.py",
+        "dialogs/main_dialog.py", "scripts/usage.py", "graph/client.py",
     ],
 )  # fmt: skip
 def test_dockerignore_lets_in(path):
@@ -250,3 +253,28 @@ def test_the_image_files_start_the_service_and_pass_the_healthcheck(
                 service.wait(timeout=5)
         if service.stdout:
             service.stdout.close()
+
+
+def test_the_operators_usage_import_runs_from_the_image_files(dockerfile, tmp_path, azurite):
+    """The README's operator command, `python -m scripts.usage import`, with only the image's
+    files: what it imports is copied."""
+    from tests.support.usage_files import ROWS, export
+
+    image = tmp_path / "image"
+    image_tree(dockerfile, image)
+    export_file = tmp_path / "PSTN.calls.2026-11-01.csv"
+    export_file.write_bytes(export(ROWS))
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
+        "TABLE_PREFIX": "imgcli" + str(free_port()),
+        "DANGEROUSLY_ALLOW_UNAUTHENTICATED": "true",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.usage", "import", str(export_file), "--tenant", "t-img"],
+        cwd=image, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert json.loads(result.stdout)["rows_read"] == len(ROWS)

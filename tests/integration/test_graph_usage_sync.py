@@ -10,11 +10,12 @@ import aiohttp
 
 from app import build_credits
 from bot.settings import Settings
-from credits.graph_usage import GraphPstnCalls
 from credits.model import EntryKind, MethodKind, PaymentMethod
 from credits.money import Money
 from credits.usage_charging import UsageCharger
 from credits.usage_import import GraphUsageSync
+from graph.client import GraphClient
+from graph.pstn_calls import GraphPstnCalls
 from tests.fakes.graph_pstn import FakeGraphPstn, FakeTokens, pstn_row
 
 TENANT = "graph-sync-tenant"
@@ -44,7 +45,8 @@ async def test_sync_charges_new_calls_once_per_pass(aiohttp_server, azurite, tab
     ea = PaymentMethod(MethodKind.AGREEMENT, agreement_number=account.agreements[0])
     await credits.orders.place(TENANT, "fund", Money(10_000, "USD"), ea, actor="alex")
     async with aiohttp.ClientSession() as session:
-        calls = GraphPstnCalls(session, FakeTokens(graph), graph_base=str(server.make_url("/v1.0")))
+        client = GraphClient(session, FakeTokens(graph), base=str(server.make_url("/v1.0")))
+        calls = GraphPstnCalls(client)
         sync = GraphUsageSync(
             credits.accounts,
             UsageCharger(credits.repository, clock=lambda: NOW),

@@ -8,7 +8,8 @@ from azure.data.tables import UpdateMode
 from credits.licence_service import LicenceService, Outcome, Prerequisite
 from credits.licences import COMMUNICATIONS_CREDITS_SKU_ID, Standing
 from storage.audit import AuditLog
-from storage.embedded_directory import EmbeddedDirectory, seed_demo_tenant
+from storage.demo import seed_demo_tenant
+from storage.embedded_directory import EmbeddedDirectory
 from storage.keys import escape_key
 
 TENANT = "licence-tenant"

@@ -17,8 +17,8 @@ from credits.model import Account, MethodKind, OrderStatus, PaymentMethod, Saved
 from credits.money import Money
 from credits.orders import OrderRejected, OrderService
 from credits.payments import CardDetails
-from credits.sandbox_gateway import SandboxGateway
 from storage.credits_repository import TableCreditsRepository
+from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 
 TENANT = "tenant-" + uuid.uuid4().hex[:8]

@@ -33,14 +33,14 @@ from credits.model import (
 from credits.money import Money
 from credits.orders import OrderService
 from credits.payments import CardDetails
-from credits.sandbox_gateway import SandboxGateway
 from credits.usage_charging import UsageCharger
 from credits.usage_import import UsageImporter
 from storage.credits_repository import TableCreditsRepository
 from storage.keys import escape_key
+from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 from storage.tables import TableStore
-from tests.test_usage_api import export
+from tests.support.usage_files import export
 
 TENANT = "tenant-torn"
 CARD = PaymentMethod(MethodKind.CARD, card_id="card-1")

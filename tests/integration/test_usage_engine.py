@@ -29,9 +29,9 @@ from credits.model import (
 from credits.money import Money
 from credits.orders import OrderService
 from credits.payments import CardDetails, PaymentSource
-from credits.sandbox_gateway import SandboxGateway
 from credits.usage_charging import UsageCharger
 from storage.credits_repository import TableCreditsRepository
+from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 from storage.tables import TableStore
 

@@ -27,11 +27,10 @@ from credits.usage import (
     SkipReason,
     UsageFormatError,
     UsageRow,
-    iter_csv_rows,
-    iter_export_rows,
     iter_graph_rows,
     parse_graph_page,
 )
+from credits.usage_export import iter_csv_rows, iter_export_rows
 from tests.usage.generate import COLUMNS, write_export
 
 # Wide enough for any amount here, whatever precision a dependency set for the process.

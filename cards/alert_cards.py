@@ -1,0 +1,204 @@
+"""The alert card of each event kind, in the recipient's language.
+
+The card's buttons carry the same `{"command": ...}` data as the menu, so pressing one starts
+the same dialog as choosing it from the menu.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from botbuilder.schema import Activity, ActivityTypes
+
+from cards import CardRenderer
+from credits.alerts import Delivery
+from credits.model import EventKind
+from credits.payments import DeclineReason
+from locales import Localizer, Translator
+
+_COLORS = {
+    EventKind.BALANCE_LOW: "warning",
+    EventKind.BALANCE_ZERO: "attention",
+    EventKind.RECHARGE_SUCCEEDED: "good",
+    EventKind.RECHARGE_FAILED: "attention",
+    EventKind.AUTO_RECHARGE_DISABLED: "attention",
+    EventKind.FUNDS_EXPIRING: "warning",
+    EventKind.FUNDS_EXPIRED: "attention",
+}
+_DECLINES = {reason.value for reason in DeclineReason}
+
+
+class AlertCards:
+    def __init__(self, cards: CardRenderer, localizer: Localizer) -> None:
+        self._cards = cards
+        self._localizer = localizer
+
+    def activity(self, delivery: Delivery) -> Activity:
+        t = self._localizer.translator(delivery.locale)
+        content = self.content(delivery, t)
+        card = self._cards.render("alert", t, **content)
+        return Activity(
+            type=ActivityTypes.message,
+            id=delivery.message_id,
+            summary=content["title"],
+            text=None,
+            locale=t.tag,
+            attachments=[
+                {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
+            ],
+            # Teams shows alert-flagged messages in the activity feed, not only in the chat.
+            channel_data={"notification": {"alert": True}},
+        )
+
+    def content(self, delivery: Delivery, t: Translator) -> dict[str, Any]:
+        kind = delivery.kind
+        body = _Body(t, delivery.data)
+        _WRITERS[kind](body)
+        return {
+            "title": t(f"alert.{kind.value}.title"),
+            "color": _COLORS[kind],
+            "lines": body.lines,
+            "facts": body.facts,
+            "when": t.datetime(delivery.event_at),
+            "actions": [{"command": c, "title": title} for c, title in body.actions],
+        }
+
+
+class _Body:
+    """What an alert card says: its lines, its facts and its buttons, filled per kind."""
+
+    def __init__(self, t: Translator, data: dict[str, Any]) -> None:
+        self.t = t
+        self.data = data
+        self.currency = str(data.get("currency") or "USD")
+        self.lines: list[str] = []
+        self.facts: list[dict[str, str]] = []
+        self.actions: list[tuple[str, str]] = []
+
+    def money(self, key: str) -> str:
+        return self.t.minor_money(int(self.data.get(key) or 0), self.currency)
+
+    def fact(self, title: str, value: str) -> None:
+        self.facts.append({"title": title, "value": value})
+
+
+def _balance_low(body: _Body) -> None:
+    t, data = body.t, body.data
+    body.lines.append(
+        t(
+            "alert.balance_low.text",
+            balance=body.money("balance_minor"),
+            threshold=body.money("threshold_minor"),
+        )
+    )
+    if isinstance(data.get("runway_days"), int):
+        body.fact(t("status.runway"), t("usage.runway_days", days=t.number(data["runway_days"])))
+    body.actions.append(("add_funds", t("menu.add_funds")))
+    if not data.get("auto_recharge"):
+        body.actions.append(("auto_recharge", t("alert.action.turn_on_auto_recharge")))
+
+
+def _balance_zero(body: _Body) -> None:
+    body.lines.append(body.t("alert.balance_zero.text"))
+    body.actions.append(("add_funds", body.t("menu.add_funds")))
+
+
+def _recharge_succeeded(body: _Body) -> None:
+    t = body.t
+    body.lines.append(t("alert.recharge_succeeded.text", amount=body.money("amount_minor")))
+    body.fact(t("alert.fact.balance"), body.money("balance_minor"))
+    method = _method(t, body.data)
+    if method:
+        body.fact(t("alert.fact.method"), method)
+    body.actions.append(("status", t("menu.status")))
+
+
+def _recharge_failed(body: _Body) -> None:
+    t, data = body.t, body.data
+    body.lines.append(_reason(t, str(data.get("reason") or "")))
+    attempt = t.number(int(data.get("attempt") or 1))
+    body.fact(
+        t("alert.fact.attempt"),
+        t("alert.attempt_of", attempt=attempt, of=t.number(int(data.get("of") or 1))),
+    )
+    next_at = _time(data.get("next_attempt_at"))
+    if next_at is not None:
+        body.fact(t("alert.fact.next_attempt"), t.datetime(next_at))
+    body.actions.append(("auto_recharge", t("alert.action.update_method")))
+    body.actions.append(("add_funds", t("menu.add_funds")))
+
+
+def _auto_recharge_disabled(body: _Body) -> None:
+    t = body.t
+    body.lines.append(t("alert.auto_recharge_disabled.text"))
+    body.lines.append(_reason(t, str(body.data.get("reason") or "")))
+    body.actions.append(("auto_recharge", t("alert.action.auto_recharge_settings")))
+
+
+def _funds_expiring(body: _Body) -> None:
+    t = body.t
+    expires = _time(body.data.get("expires_at"))
+    body.lines.append(
+        t(
+            "alert.funds_expiring.text",
+            amount=body.money("amount_minor"),
+            date=t.date(expires) if expires else "",
+        )
+    )
+    body.actions.append(("status", t("menu.status")))
+
+
+def _funds_expired(body: _Body) -> None:
+    t = body.t
+    expired = _time(body.data.get("expired_at"))
+    body.lines.append(
+        t(
+            "alert.funds_expired.text",
+            amount=body.money("amount_minor"),
+            date=t.date(expired) if expired else "",
+        )
+    )
+    body.actions.append(("status", t("menu.status")))
+
+
+_WRITERS = {
+    EventKind.BALANCE_LOW: _balance_low,
+    EventKind.BALANCE_ZERO: _balance_zero,
+    EventKind.RECHARGE_SUCCEEDED: _recharge_succeeded,
+    EventKind.RECHARGE_FAILED: _recharge_failed,
+    EventKind.AUTO_RECHARGE_DISABLED: _auto_recharge_disabled,
+    EventKind.FUNDS_EXPIRING: _funds_expiring,
+    EventKind.FUNDS_EXPIRED: _funds_expired,
+}
+
+
+def _reason(t: Translator, reason: str) -> str:
+    if reason in _DECLINES:
+        return t(f"failed.reason.{reason}")
+    if reason.startswith("method_"):
+        return t("alert.reason.method")
+    return t("failed.reason.processing_error")
+
+
+def _method(t: Translator, data: dict[str, Any]) -> str:
+    if data.get("method_agreement"):
+        return t("add_funds.method_agreement", number=str(data["method_agreement"]))
+    if data.get("method_last4"):
+        return t(
+            "add_funds.method_saved",
+            brand=str(data.get("method_brand") or ""),
+            last4=str(data["method_last4"]),
+            month=f"{int(data.get('method_month') or 0):02d}",
+            year=str(data.get("method_year") or ""),
+        )
+    return ""
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

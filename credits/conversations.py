@@ -1,0 +1,71 @@
+"""The conversations port: where the bot can reach each admin and channel for proactive alerts.
+
+A conversation is remembered when the bot is installed in it (a personal chat or a channel) and
+refreshed on every inbound activity, because Teams may move its service URL; uninstalling marks
+it inactive rather than forgetting it, so alert history can still name the recipient.
+`storage/conversations.py` keeps them in Azure Tables.
+
+The reference is kept as Bot Framework serialises a ConversationReference (a JSON object with
+`serviceUrl`, `conversation`, `bot`, `user`, …): the domain stores and returns it untouched, and
+only the Teams edge reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class ConversationConflict(RuntimeError):
+    """The stored conversation changed on every attempt to refresh it (concurrent installs)."""
+
+
+@dataclass(frozen=True)
+class StoredConversation:
+    tenant_id: str
+    conversation_id: str
+    kind: str
+    """`personal`, `channel` or `groupChat`, as Teams names the conversation type."""
+    reference: dict[str, Any]
+    """The serialised Bot Framework ConversationReference."""
+    locale: str
+    user_aad_object_id: str
+    active: bool
+    updated_at: datetime
+    subscribed: bool = False
+    """A channel where an admin typed "alerts here": it receives every alert."""
+    subscribed_by: str = ""
+
+    @property
+    def name(self) -> str:
+        """Who the conversation is, as history shows it: the person's or the channel's name."""
+        part = self.reference.get("user" if self.kind == "personal" else "conversation")
+        return str(part.get("name") or "") if isinstance(part, dict) else ""
+
+
+class Conversations(Protocol):
+    async def upsert(
+        self,
+        *,
+        tenant_id: str,
+        conversation_id: str,
+        reference: dict[str, Any],
+        kind: str,
+        locale: str,
+        user_aad_object_id: str = "",
+        active: bool = True,
+    ) -> bool:
+        """Store or refresh a conversation; True when it was new or had been inactive (the
+        caller welcomes the admin then). Raises ConversationConflict."""
+
+    async def deactivate(self, tenant_id: str, conversation_id: str) -> None: ...
+
+    async def get(self, tenant_id: str, conversation_id: str) -> StoredConversation | None: ...
+
+    async def set_subscribed(
+        self, tenant_id: str, conversation_id: str, subscribed: bool, by: str
+    ) -> bool:
+        """Subscribe a stored conversation to alerts (or not); False when it is not stored."""
+
+    async def list_active(self, tenant_id: str) -> list[StoredConversation]: ...

@@ -1,0 +1,137 @@
+"""A usage export sent as a file in the personal chat, as Teams delivers it.
+
+The file host is an aiohttp server on loopback standing for SharePoint's pre-authenticated
+download link (the `downloadUrl` of a `file.download.info` attachment).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiohttp import web
+
+from app import create_app
+from bot.settings import Settings
+from locales import Localizer
+from tests.fakes.connector import card_texts
+from tests.support import activities
+from tests.support.chat import Chat, submit_data
+from tests.support.usage_files import ROWS, export
+
+EN = Localizer.from_directory().translator("en-US")
+PT = Localizer.from_directory().translator("pt-BR")
+
+
+@pytest.fixture
+async def files(aiohttp_server):
+    """Stands for SharePoint: serves uploaded chat files at pre-authenticated links."""
+    stored: dict[str, bytes] = {}
+
+    async def download(request: web.Request) -> web.Response:
+        body = stored.get(request.match_info["name"])
+        return web.Response(body=body) if body is not None else web.Response(status=404)
+
+    app = web.Application()
+    app.router.add_get("/download/{name}", download)
+    server = await aiohttp_server(app)
+    return stored, str(server.make_url("/download")).rstrip("/")
+
+
+@pytest.fixture
+async def chat_client(aiohttp_client, settings):
+    local = Settings.from_mapping(
+        {
+            "AZURE_STORAGE_CONNECTION_STRING": settings.storage_connection_string,
+            "TABLE_PREFIX": settings.table_prefix,
+            "DANGEROUSLY_ALLOW_UNAUTHENTICATED": "true",
+            "USAGE_DOWNLOAD_HOSTS": "127.0.0.1",
+        }
+    )
+    return await aiohttp_client(create_app(local))
+
+
+def file_message(url: str, link: str, name: str, locale: str = "en-US") -> dict:
+    activity = activities.message(url, locale=locale)
+    activity["attachments"] = [
+        {
+            "contentType": "application/vnd.microsoft.teams.file.download.info",
+            "name": name,
+            "content": {"downloadUrl": link, "uniqueId": str(uuid.uuid4()), "fileType": "csv"},
+        }
+    ]
+    return activity
+
+
+async def fund(chat: Chat) -> None:
+    await chat.say("add funds 500")
+    await chat.submit(submit_data(chat.last_card(), "add_funds_confirm", "place"))
+
+
+async def test_a_file_in_chat_is_imported_once(chat_client, connector, files):
+    stored, base = files
+    stored["PSTN.calls.2026-11-01.csv"] = export(ROWS)
+    chat = Chat(chat_client, connector)
+    await fund(chat)
+    link = f"{base}/PSTN.calls.2026-11-01.csv"
+    await chat._post(file_message(connector.url, link, "PSTN.calls.2026-11-01.csv"))
+    texts = card_texts(chat.last_card())
+    assert EN("usage.report_title") in texts
+    assert "$483.25" in texts  # 500 - (1.35 + 2.35 + 3.35 + 4.35 + 5.35)
+    await chat._post(file_message(connector.url, link, "again.csv"))
+    facts = card_texts(chat.last_card())
+    assert facts[facts.index(EN("usage.charged")) + 1] == "0"
+    assert "$483.25" in facts
+
+
+async def test_a_broken_file_is_explained_in_the_users_language(chat_client, connector, files):
+    stored, base = files
+    stored["bad.csv"] = b"UsageId,Charge\r\n1,2\r\n"
+    chat = Chat(chat_client, connector, locale="pt-BR")
+    await fund(chat)
+    await chat._post(file_message(connector.url, f"{base}/bad.csv", "bad.csv", locale="pt-BR"))
+    assert connector.texts()[-1].startswith(PT("usage.problem.missing_columns", columns="")[:30])
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "https://evil.example/file.csv",
+        "file:///etc/passwd",
+        "http://127.0.0.1.evil.example/x",
+        "",
+    ],
+)
+async def test_a_forged_download_link_is_never_fetched(chat_client, connector, link):
+    chat = Chat(chat_client, connector)
+    await chat._post(file_message(connector.url, link, "x.csv"))
+    assert connector.texts()[-1] == EN("usage.bad_link")
+
+
+async def test_the_usage_command_explains_how(chat_client, connector):
+    chat = Chat(chat_client, connector)
+    await chat.say("usage")
+    assert EN("usage.how") in card_texts(chat.last_card())
+
+
+async def test_after_an_import_usage_recommends_funding_and_status_shows_runway(
+    chat_client, connector, files
+):
+    stored, base = files
+    stored["calls.csv"] = export(ROWS)
+    chat = Chat(chat_client, connector)
+    await fund(chat)
+    await chat.say("usage")
+    assert EN("usage.recommend_title") not in card_texts(chat.last_card())  # nothing imported
+    await chat._post(file_message(connector.url, f"{base}/calls.csv", "calls.csv"))
+    await chat.say("usage")
+    card = chat.last_card()
+    texts = card_texts(card)
+    assert EN("usage.recommend_title") in texts
+    assert any(t.startswith(EN("usage.advice", recharge="X", trigger="Y")[:20]) for t in texts)
+    chart = [b for b in card["body"] if b.get("type") == "Chart.VerticalBar"]
+    assert chart and len(chart[0]["data"]) >= 1 and chart[0]["fallback"] == "drop"
+    await chat.say("status")
+    status = card_texts(chat.last_card())
+    assert EN("status.runway") in status

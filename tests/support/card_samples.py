@@ -1,0 +1,419 @@
+"""Every card the bot can send, filled with realistic data, for validation in every language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locales import LANGUAGES, Translator
+
+_METHODS = [
+    {"value": "card:card-1", "title": "Visa ending in 4242 (expires 12/2029)"},
+    {"value": "agreement:EA-4471-2210", "title": "Enterprise Agreement EA-4471-2210"},
+    {"value": "new_card", "title": "A new card"},
+]
+
+
+_ALERT_KINDS = (
+    "balance_low",
+    "balance_zero",
+    "recharge_succeeded",
+    "recharge_failed",
+    "auto_recharge_disabled",
+    "funds_expiring",
+)
+
+
+def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
+    """(template name, data) pairs covering each template's branches."""
+    money = "$1,250.50"
+    lots = [{"text": f"{money} of $2,000.00", "expires": "expires Nov 23, 2027"} for _ in range(10)]
+    recent = [{"date": "Nov 23, 2026", "kind": "Purchase", "amount": "+$500.00"} for _ in range(5)]
+    errors = {
+        "amount": t("error.amount.too_many_decimals", decimals=2),
+        "method": t("error.method.unknown"),
+        "po": t("error.po"),
+        "card": t("error.card.number"),
+    }
+    form = {
+        "nonce": "0" * 32,
+        "currency": "USD",
+        "limits": t("add_funds.limits", minimum="$50.00", maximum="$100,000.00"),
+        "methods": _METHODS,
+        "years": [str(2026 + i) for i in range(12)],
+    }
+    users = [
+        {
+            "value": f"user-{i}",
+            "title": t(
+                "licences.user_line",
+                name="Zhang Wei",
+                upn=f"zhang{i}@contoso.example",
+                standing=t("licences.missing.calling_plan"),
+            ),
+        }
+        for i in range(8)
+    ]
+    licences = {
+        "nonce": "0" * 32,
+        "counts": {"licensed": 3, "eligible": 12, "missing": 9, "no_location": 1, "seats": 22},
+        "view": {"filter": "eligible", "query": "", "page": 0},
+        "filters": ("eligible", "missing", "licensed", "all"),
+        "page_text": t("licences.page", page=1, pages=2, total=12),
+    }
+    results = [
+        {"name": "Alex Wilber", "text": t("licences.outcome.assigned"), "good": True},
+        {
+            "name": "Isaiah Langer",
+            "text": t("licences.missing.audio_conferencing_or_phone_system"),
+            "good": False,
+        },
+    ]
+    usage_facts = [
+        {"title": t("usage.rows_read"), "value": "1,000,000"},
+        {"title": t("usage.charged"), "value": "12,345"},
+        {"title": t("usage.already_charged"), "value": "10"},
+        {"title": t("usage.skipped.not_communications_credits"), "value": "987,645"},
+        {"title": t("usage.debited"), "value": "$1,234.56"},
+        {"title": t("usage.balance_after"), "value": "$0.00"},
+    ]
+    return [
+        ("usage", {"advice": None}),
+        (
+            "usage",
+            {
+                "advice": {
+                    "facts": usage_facts[:5],
+                    "advice": t("usage.advice", recharge="$3,000.00", trigger="$700.00"),
+                    "legacy": t("usage.legacy", users="120", initial="$1,000", trigger="$200"),
+                    "chart": [{"x": f"Nov {d}, 2026", "y": "123.45"} for d in range(1, 31)],
+                }
+            },
+        ),
+        ("usage_report", {"facts": usage_facts, "uncovered": t("usage.uncovered", count=3)}),
+        ("usage_report", {"facts": usage_facts, "uncovered": ""}),
+        (
+            "licences",
+            {**licences, "users": users, "has_previous": False, "has_next": True, "message": ""},
+        ),
+        (
+            "licences",
+            {
+                **licences,
+                "users": [],
+                "has_previous": True,
+                "has_next": False,
+                "message": t("licences.select_someone"),
+            },
+        ),
+        *[
+            (
+                "licences_confirm",
+                {
+                    "nonce": "0" * 32,
+                    "title": t("licences.confirm_assign", count=7),
+                    "who": t("licences.and_more", names="A, B, C, D, E", more=2),
+                    "seats_after": t("licences.seats_after", seats=0),
+                    "seats_short": flag,
+                    "offer_prerequisite": flag,
+                    "prerequisites": [
+                        "none",
+                        "audio_conferencing",
+                        "phone_system_domestic",
+                        "phone_system_international",
+                    ],
+                },
+            )
+            for flag in (True, False)
+        ],
+        *[
+            (
+                "licences_result",
+                {
+                    "lines": results,
+                    "summary": t("licences.summary", done=1, total=2),
+                    "phone_numbers": flag,
+                },
+            )
+            for flag in (True, False)
+        ],
+        ("welcome", {}),
+        ("menu", {"message": None}),
+        ("menu", {"message": t("unknown.hint")}),
+        ("language", {"languages": LANGUAGES, "current": t("language.automatic")}),
+        ("add_funds", {**form, "values": {"amount": "", "method": "", "po": ""}, "errors": {}}),
+        (
+            "add_funds",
+            {
+                **form,
+                "values": {"amount": "12.345", "method": "new_card", "po": "PO-1"},
+                "errors": errors,
+            },
+        ),
+        (
+            "add_funds_confirm",
+            {
+                "nonce": "0" * 32,
+                "amount": money,
+                "method": _METHODS[0]["title"],
+                "balance_now": "$0.00",
+                "balance_after": money,
+                "expires": "Nov 23, 2027",
+            },
+        ),
+        *[
+            (
+                "add_funds_receipt",
+                {
+                    "order_id": "0123456789AB",
+                    "amount": money,
+                    "balance": money,
+                    "expires": "Nov 23, 2027",
+                    "method": _METHODS[1]["title"],
+                    "recommend_auto_recharge": recommend,
+                },
+            )
+            for recommend in (True, False)
+        ],
+        ("add_funds_failed", {"reason": t("failed.reason.expired_card"), "amount": money}),
+        ("add_funds_pending", {"order_id": "0123456789AB"}),
+        (
+            "status",
+            {
+                "balance": money,
+                "currency": "USD",
+                "auto_recharge": t("status.auto_recharge_off"),
+                "lots": lots,
+                "next_expiry": "x",
+                "recent": recent,
+                "runway": t("usage.runway_days", days="25"),
+            },
+        ),
+        (
+            "status",
+            {
+                "balance": "$0.00",
+                "currency": "USD",
+                "auto_recharge": t("status.auto_recharge_off"),
+                "lots": [],
+                "next_expiry": "",
+                "recent": [],
+                "runway": "",
+            },
+        ),
+        # auto-recharge: the form empty and with every error, without saved methods, the
+        # confirmation on (with each warning) and off, the saved card on and off.
+        *[
+            (
+                "auto_recharge",
+                {
+                    "nonce": "0" * 32,
+                    "currency": "USD",
+                    "balance": t("auto_recharge.balance", balance=money),
+                    "limits": t("auto_recharge.limits", minimum="$50.00", maximum="$100,000.00"),
+                    "methods": methods,
+                    "values": values,
+                    "errors": errors,
+                },
+            )
+            for methods, values, errors in (
+                (
+                    _METHODS[:2],
+                    {
+                        "enabled": "true",
+                        "recharge_with": "1,000.00",
+                        "trigger": "200.00",
+                        "method": "card:card-1",
+                    },
+                    {},
+                ),
+                (
+                    _METHODS[:2],
+                    {
+                        "enabled": "true",
+                        "recharge_with": "12.345",
+                        "trigger": "-5",
+                        "method": "bitcoin",
+                    },
+                    {
+                        "recharge_with": t("error.amount.too_many_decimals", decimals=2),
+                        "trigger": t("error.trigger.above_maximum", maximum="$100,000.00"),
+                        "method": t("error.method.unknown"),
+                    },
+                ),
+                (
+                    [],
+                    {"enabled": "false", "recharge_with": "", "trigger": "", "method": ""},
+                    {"method": t("error.method.unknown")},
+                ),
+            )
+        ],
+        *[
+            (
+                "auto_recharge_confirm",
+                {
+                    "nonce": "0" * 32,
+                    "facts": [
+                        {"title": t("status.auto_recharge"), "value": t("auto_recharge.on")},
+                        {"title": t("auto_recharge.recharge_with"), "value": money},
+                        {"title": t("auto_recharge.trigger"), "value": trigger},
+                        {"title": t("confirm.method"), "value": _METHODS[0]["title"]},
+                        {"title": t("status.balance"), "value": "$0.00"},
+                    ],
+                    "warnings": warnings,
+                },
+            )
+            for trigger, warnings in (
+                ("$200.00", []),
+                ("$0.00", [t("auto_recharge.warning.trigger_zero")]),
+                (
+                    "$2,000.00",
+                    [t("auto_recharge.warning.no_lift", amount=money, trigger="$2,000.00")],
+                ),
+            )
+        ],
+        (
+            "auto_recharge_confirm",
+            {
+                "nonce": "0" * 32,
+                "facts": [
+                    {"title": t("status.auto_recharge"), "value": t("auto_recharge.off")},
+                    {"title": t("status.balance"), "value": money},
+                ],
+                "warnings": [t("auto_recharge.warning.off")],
+            },
+        ),
+        (
+            "auto_recharge_saved",
+            {
+                "summary": t("status.auto_recharge_on", amount=money, trigger="$200.00"),
+                "method": _METHODS[1]["title"],
+                "warnings": [],
+            },
+        ),
+        (
+            "auto_recharge_saved",
+            {
+                "summary": t("status.auto_recharge_off"),
+                "method": "",
+                "warnings": [t("auto_recharge.warning.off")],
+            },
+        ),
+        # alert settings: the form with the defaults and no channel, then with an error, many
+        # channels and more than are shown; the saved card with thresholds, and with all off.
+        *[
+            (
+                "alert_settings",
+                {
+                    "nonce": "0" * 32,
+                    "kinds": [
+                        {"id": f"kind_{kind}", "title": t(f"alert.kind.{kind}"), "on": on}
+                        for kind in _ALERT_KINDS
+                    ],
+                    "currency": "USD",
+                    "thresholds": thresholds,
+                    "max_chars": 120,
+                    "help": t("alert_settings.thresholds_help", count=5, maximum="$100,000.00"),
+                    "default": default,
+                    "channels": channels,
+                    "more": more,
+                    "errors": errors,
+                },
+            )
+            for on, thresholds, default, channels, more, errors in (
+                (True, "", t("alert_settings.default_none", percent=20), [], "", {}),
+                (
+                    False,
+                    "500, -100",
+                    t("alert_settings.default_purchase", amount="$200.00", percent=20),
+                    [f"Finance \u00b7 General {i}" for i in range(15)],
+                    t("alert_settings.channels_more", count=3),
+                    {
+                        "thresholds": t(
+                            "alert_settings.error.amount",
+                            amount="-100",
+                            problem=t("error.amount.negative"),
+                        )
+                    },
+                ),
+                (
+                    True,
+                    "1,000",
+                    t("alert_settings.default_trigger", amount="$200.00"),
+                    ["19:0a1b2c3d4e5f@thread.tacv2"],
+                    "",
+                    {"thresholds": t("alert_settings.error.too_many", count=5)},
+                ),
+            )
+        ],
+        *[
+            (
+                "alert_settings_saved",
+                {
+                    "facts": [
+                        {
+                            "title": t(f"alert.kind.{kind}"),
+                            "value": t("alert_settings.on" if on else "alert_settings.off"),
+                        }
+                        for kind in _ALERT_KINDS
+                    ]
+                    + [{"title": t("alert_settings.thresholds"), "value": thresholds}],
+                    "warnings": [] if on else [t("alert_settings.warning.none")],
+                },
+            )
+            for on, thresholds in (
+                (True, "$500.00, $100.00"),
+                (False, t("alert_settings.thresholds_default_none")),
+            )
+        ],
+        *_alert_samples(t),
+    ]
+
+
+def _alert_samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
+    """Each kind's alert card as the dispatcher builds it, and the alert history."""
+    from datetime import UTC, datetime
+
+    from cards import CardRenderer
+    from cards.alert_cards import AlertCards
+    from credits.alerts import Delivery, DeliveryState
+    from credits.model import EventKind
+    from dialogs.alert_commands import history_of
+    from locales import Localizer
+
+    at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    data: dict[EventKind, dict[str, Any]] = {
+        EventKind.BALANCE_LOW: {"threshold_minor": 10_000, "balance_minor": 9_512,
+                                "currency": "USD", "runway_days": 12, "auto_recharge": False},
+        EventKind.BALANCE_ZERO: {"currency": "USD"},
+        EventKind.RECHARGE_SUCCEEDED: {"amount_minor": 50_000, "balance_minor": 59_000,
+                                       "currency": "USD", "method_brand": "Visa",
+                                       "method_last4": "4242", "method_month": 12,
+                                       "method_year": 2029},
+        EventKind.RECHARGE_FAILED: {"reason": "insufficient_funds", "attempt": 2, "of": 3,
+                                    "next_attempt_at": "2026-11-24T12:00:00+00:00"},
+        EventKind.AUTO_RECHARGE_DISABLED: {"reason": "method_unknown"},
+        EventKind.FUNDS_EXPIRING: {"amount_minor": 20_000, "currency": "EUR",
+                                   "expires_at": "2026-12-23T00:00:00+00:00", "days": 30},
+        EventKind.FUNDS_EXPIRED: {"amount_minor": 20_000,
+                                  "expired_at": "2026-11-20T00:00:00+00:00"},
+    }  # fmt: skip
+    builder = AlertCards(CardRenderer(), Localizer.from_directory())
+    deliveries = [
+        Delivery("t", f"{kind.value}-1", kind, at, values, "a:1", "personal", t.tag, "Alex Wilber")
+        for kind, values in data.items()
+    ]
+    history = [
+        *deliveries,
+        Delivery("t", "balance_low-1", EventKind.BALANCE_LOW, at, {}, "19:x", "channel", "fr",
+                 "Billing", state=DeliveryState.DEAD, attempts=5),
+    ]  # fmt: skip
+    states = list(DeliveryState)
+    history = [
+        d if i >= len(states) else Delivery(**{**d.__dict__, "state": states[i], "attempts": i})
+        for i, d in enumerate(history)
+    ]
+    return [
+        *(("alert", builder.content(d, t)) for d in deliveries),
+        ("alert_history", {"alerts": []}),
+        ("alert_history", {"alerts": history_of(t, history)}),
+    ]
