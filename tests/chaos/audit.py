@@ -265,7 +265,8 @@ def check_orders(books: dict[str, Books], evidence: Evidence) -> Check:
     return Check(
         "every order ends succeeded or failed, each succeeded order with its own lot",
         f"{sum(statuses.values())} orders ({dict(statuses)}); {len(evidence.pressed)} "
-        f"confirmations pressed, {unplaced} never placed (their form was lost with a kill)",
+        f"confirmations pressed, {unplaced} never placed (the form was lost to a kill or to a "
+        "concurrent turn's state)",
         problems,
     )
 

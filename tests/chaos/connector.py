@@ -71,6 +71,7 @@ class ChaosConnector:
     url: str = ""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _holds: set[asyncio.Task] = field(default_factory=set)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=8 * 1024 * 1024)
@@ -141,7 +142,9 @@ class ChaosConnector:
         if chance < faults.throttle + faults.server_error + faults.removed + faults.hold:
             low, high = faults.hold_seconds
             if self.on_hold is not None:
-                asyncio.create_task(self.on_hold(message_id, post.peer_port))
+                task = asyncio.create_task(self.on_hold(message_id, post.peer_port))
+                self._holds.add(task)  # kept until done: the loop holds tasks weakly
+                task.add_done_callback(self._holds.discard)
             await asyncio.sleep(roll.uniform(low, high))
         if request.transport is None or request.transport.is_closing():
             post.outcome = "cut"  # the sender died while we held its answer
