@@ -37,6 +37,7 @@ e2e: deps
 ## make bench: figures for the notes (not tests), printed by tests/benchmarks/.
 bench: deps
 	$(PY) -m tests.benchmarks.bench_help
+	$(PY) -m tests.benchmarks.bench_command_parser
 	$(PY) -m tests.benchmarks.bench_place_order
 	$(PY) -m tests.benchmarks.bench_licences
 	$(PY) -m tests.benchmarks.bench_usage_parse

@@ -40,6 +40,13 @@ ABOVE_MAXIMUM = "trigger.above_maximum"
 
 _ALWAYS = re.compile(r"[;\uff1b\uff0c\u3001]|,(?=[ \t\r\n\u3000]|$)")
 _SPACES = re.compile(r"[ \t\r\n\u3000]+")
+_SPACES_KEPT = re.compile(r"([ \t\r\n\u3000]+)")
+# The groups of "1 250,50" where thousands are grouped with a space: the first, those after
+# it, and a last one with the decimals.
+_FIRST_GROUP = re.compile(r"[-\u2212+]?\d{1,3}")
+_GROUP = re.compile(r"\d{3}")
+_LAST_GROUP = re.compile(r"\d{3}[.,]\d+")
+_GROUP_SPACES = (" ", "\u3000")
 _SPACE_GROUPS = ("\u00a0", "\u202f", " ")
 _SIGNS = ("-", "\u2212", "+")
 
@@ -61,14 +68,37 @@ def split_amounts(text: str, locale: str) -> list[str]:
         if not piece:
             continue
         if spaced:
-            # One amount may be "1 250,50": digits in groups of three after a space bind.
-            amounts += re.findall(
-                r"[-\u2212+]?\d{1,3}(?:[ \u3000]\d{3})+(?:[.,]\d+)?(?![^\s])|[^ \t\r\n\u3000]+",
-                piece,
-            )
+            amounts += _spaced_amounts(piece)
         else:
             amounts += [a for a in _SPACES.split(piece) if a]
     return _signs_attached(amounts)
+
+
+def _spaced_amounts(piece: str) -> list[str]:
+    """The words of a piece, where one amount may be "1 250,50": groups of three digits after
+    one space bind to the amount before them.
+
+    One pass over the words (a pattern that finds such amounts anywhere in the text tries
+    every group again from each word, which is quadratic in the text's length).
+    """
+    parts = _SPACES_KEPT.split(piece)
+    words, spaces = parts[0::2], parts[1::2]
+    amounts: list[str] = []
+    start = 0
+    while start < len(words):
+        end = start + 1
+        if _FIRST_GROUP.fullmatch(words[start]):
+            while end < len(words) and spaces[end - 1] in _GROUP_SPACES:
+                if _GROUP.fullmatch(words[end]):
+                    end += 1
+                elif _LAST_GROUP.fullmatch(words[end]):
+                    end += 1
+                    break
+                else:
+                    break
+        amounts.append("".join(parts[2 * start : 2 * end - 1]))
+        start = end
+    return amounts
 
 
 def _signs_attached(amounts: list[str]) -> list[str]:
@@ -96,6 +126,8 @@ def parse_thresholds(
         except InvalidAmount as invalid:
             if invalid.problem == AmountProblem.EMPTY:
                 continue  # a currency symbol on its own ("US$ 500"): nothing to read
+            if invalid.problem == AmountProblem.ABOVE_MAXIMUM:  # too many digits to be money
+                return ThresholdProblem(ABOVE_MAXIMUM, typed), ()
             return ThresholdProblem(f"amount.{invalid.problem.value}", typed), ()
         if amount > maximum:
             return ThresholdProblem(ABOVE_MAXIMUM, typed), ()
