@@ -107,6 +107,9 @@ _TEXT_FIELDS = (
     "type", "id", "channelId", "serviceUrl", "text", "locale", "replyToId", "action", "name",
     "textFormat", "timestamp", "localTimestamp", "inputHint", "summary", "callerId",
 )  # fmt: skip
+# Ids and names key stored rows and go into URLs: printable (no control characters, no lone
+# surrogates, which no storage key or URL can hold).
+_IDENTIFIERS = ("id", "channelId", "serviceUrl", "replyToId", "locale", "callerId")
 _ACCOUNT_FIELDS = ("from", "recipient", "conversation")
 _ACCOUNT_TEXT = ("id", "name", "aadObjectId", "role", "conversationType", "tenantId")
 _LIST_FIELDS = ("entities", "attachments", "membersAdded", "membersRemoved")
@@ -121,9 +124,16 @@ def activity_problem(body: Any) -> str | None:
     """
     if not isinstance(body, dict) or not isinstance(body.get("type"), str):
         return "not an activity"
+    service_url = body.get("serviceUrl")
+    if not isinstance(service_url, str) or not service_url.startswith(("https://", "http://")):
+        # Where the answer goes; without it botbuilder would answer api.botframework.com.
+        return "serviceUrl is not a URL"
     for name in _TEXT_FIELDS:
         if body.get(name) is not None and not isinstance(body[name], str):
             return f"{name} is not text"
+    for name in _IDENTIFIERS:
+        if body.get(name) is not None and not body[name].isprintable():
+            return f"{name} is not printable"
     for name in _ACCOUNT_FIELDS:
         account = body.get(name)
         if account is None:
@@ -133,6 +143,8 @@ def activity_problem(body: Any) -> str | None:
         for field in _ACCOUNT_TEXT:
             if account.get(field) is not None and not isinstance(account[field], str):
                 return f"{name}.{field} is not text"
+            if account.get(field) is not None and not account[field].isprintable():
+                return f"{name}.{field} is not printable"
     for name in _LIST_FIELDS:
         items = body.get(name)
         if items is not None and not (

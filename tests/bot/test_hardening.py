@@ -343,6 +343,8 @@ async def test_json_nested_200000_deep_is_400(client, connector):
         {"locale": ["en"]},
         {"channelData": 5},
         {"serviceUrl": 1},
+        {"serviceUrl": None},
+        {"serviceUrl": "ftp://x"},
     ],
 )
 async def test_fields_of_the_wrong_type_are_400(client, connector, field):
