@@ -136,10 +136,11 @@ def activity_problem(body: Any) -> str | None:
             return f"{name} is not printable"
     for name in _ACCOUNT_FIELDS:
         account = body.get(name)
-        if account is None:
-            continue
-        if not isinstance(account, dict):
-            return f"{name} is not an object"
+        # Who sent it, to whom, in which conversation: botbuilder keys the turn's state on them.
+        if not isinstance(account, dict) or not isinstance(account.get("id"), str):
+            return f"{name} has no id"
+        if not account["id"]:
+            return f"{name} has no id"
         for field in _ACCOUNT_TEXT:
             if account.get(field) is not None and not isinstance(account[field], str):
                 return f"{name}.{field} is not text"

@@ -345,6 +345,9 @@ async def test_json_nested_200000_deep_is_400(client, connector):
         {"serviceUrl": 1},
         {"serviceUrl": None},
         {"serviceUrl": "ftp://x"},
+        {"from": None},
+        {"conversation": {"conversationType": "personal"}},
+        {"recipient": {"id": ""}},
     ],
 )
 async def test_fields_of_the_wrong_type_are_400(client, connector, field):
