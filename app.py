@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import socket
 import sys
@@ -20,17 +19,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, DeserializationError
 from azure.core.pipeline import PipelineRequest
 from botbuilder.core import ConversationState, UserState
-from jwt import PyJWTError
 
 from bot.activity_handler import CreditsBot
 from bot.adapter import AdapterWithErrorHandler
 from bot.alert_dispatch import AlertDispatcher, Wakeups
+from bot.http_guards import (
+    HttpLimits,
+    activity_problem,
+    name_the_server,
+    quiet_server_banner,
+    read_json,
+)
 from bot.proactive import ProactiveSender
 from bot.rate_limits import TeamsRateLimits
 from bot.settings import Settings, SettingsError
+from bot.signing_keys import KeysUnavailable, SigningKeys
 from bot.usage_api import usage_handler
 from cards import CardRenderer
 from cards.alert_cards import AlertCards
@@ -93,6 +99,10 @@ ALERT_RETENTION = timedelta(days=90)
 ALERT_RETENTION_INTERVAL = timedelta(days=1)
 # Bot Framework activities are small; a megabyte is generous and bounds what a caller can send.
 MAX_REQUEST_BYTES = 1024 * 1024
+# Chat traffic comes from Microsoft Teams (the Agents Playground says msteams too).
+TEAMS_CHANNEL = "msteams"
+# How long a caller waits before trying again when the signing keys cannot be read.
+KEYS_RETRY_AFTER_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -110,9 +120,12 @@ class Services:
     alerts: AlertDispatcher
     sender: ProactiveSender
     usage_upload: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    keys: SigningKeys | None
+    """The Bot Framework's signing keys; None without an app id (nothing to check)."""
 
 
 SETTINGS = web.AppKey("settings", Settings)
+LIMITS = web.AppKey("limits", HttpLimits)
 SERVICES = web.AppKey("services", Services)
 REQUEST_HOOK = web.AppKey("request_hook", object)
 DIRECTORY = web.AppKey("directory", object)
@@ -123,14 +136,19 @@ def create_app(
     *,
     request_hook: Callable[[PipelineRequest], None] | None = None,
     directory: Directory | None = None,
+    limits: HttpLimits | None = None,
 ) -> web.Application:
     """The whole service.
 
     `request_hook` sees every storage request and `directory` replaces the one the settings
-    choose; both exist for benchmarks and tests that point the service at a fake.
+    choose; both exist for benchmarks and tests that point the service at a fake. `limits`
+    bound what one request may cost (tests shorten them); serve the app with
+    `limits.server_options()`.
     """
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app[SETTINGS] = settings
+    app[LIMITS] = limits or HttpLimits()
+    app.on_response_prepare.append(name_the_server)
     app[REQUEST_HOOK] = request_hook
     app[DIRECTORY] = directory
     app.cleanup_ctx.append(_services)
@@ -157,7 +175,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             # One app registration serves Graph for users, licences and call records.
             graph = GraphAdapters(settings.graph_client_id, settings.graph_client_secret)
             directory, pstn_calls = directory or graph.directory, graph.pstn_calls
-        app[SERVICES] = build_services(settings, store, directory, pstn_calls)
+        app[SERVICES] = build_services(settings, store, directory, pstn_calls, app[LIMITS])
         yield
     finally:
         if graph is not None:
@@ -247,6 +265,7 @@ def build_services(
     store: TableStore,
     graph: Directory | None = None,
     pstn_calls: PageSource | None = None,
+    limits: HttpLimits | None = None,
 ) -> Services:
     shared = _shared(settings, store, graph or DemoSeededDirectory(EmbeddedDirectory.on(store)))
     conversation_state = ConversationState(shared.stores.bot_state)
@@ -262,8 +281,15 @@ def build_services(
         conversations=shared.stores.conversations,
         roster=TeamRoster(shared.stores.conversations),
     )
+    keys = (
+        SigningKeys(settings.bot_openid_metadata_url) if settings.authentication_enabled else None
+    )
     adapter = AdapterWithErrorHandler(
-        settings, conversation_state, shared.localizer, lost_races=(StateConflictError,)
+        settings,
+        conversation_state,
+        shared.localizer,
+        keys=keys,
+        lost_races=(StateConflictError,),
     )
     sender = ProactiveSender(adapter, settings.microsoft_app_id)
     alerts = _alerts(shared, sender)
@@ -279,7 +305,10 @@ def build_services(
         job_list=job_list,
         alerts=alerts,
         sender=sender,
-        usage_upload=usage_handler(settings.usage_api_secret, _import_file(shared.credits)),
+        usage_upload=usage_handler(
+            settings.usage_api_secret, _import_file(shared.credits), limits or HttpLimits()
+        ),
+        keys=keys,
     )
 
 
@@ -485,6 +514,9 @@ async def _background_jobs(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     tasks = [asyncio.create_task(services.jobs.forever(job)) for job in services.job_list]
     tasks.append(asyncio.create_task(services.alerts.run()))
+    if services.keys is not None:
+        # Read now and kept fresh here, so that no turn waits for them (bot/signing_keys.py).
+        tasks.append(asyncio.create_task(services.keys.run()))
     yield
     for task in tasks:
         task.cancel()
@@ -492,24 +524,37 @@ async def _background_jobs(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await services.sender.close()
+    if services.keys is not None:
+        await services.keys.close()
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(text="expected application/json")
-    # Parsed here so that malformed input is a 400, not an exception inside the adapter.
-    try:
-        body = json.loads(await request.read())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise web.HTTPBadRequest(text="the body is not valid JSON") from error
-    if not isinstance(body, dict) or not isinstance(body.get("type"), str):
-        raise web.HTTPBadRequest(text="the body is not a Bot Framework activity")
+    # Read and checked here, within bounds, so that malformed input is a 400 (or a slow body a
+    # 408), never an exception inside the adapter; the adapter reads the cached body again.
+    body = await read_json(request, request.app[LIMITS])
+    problem = activity_problem(body)
+    if problem is not None:
+        raise web.HTTPBadRequest(text=f"the body is not a Bot Framework activity: {problem}")
+    if body.get("channelId") != TEAMS_CHANNEL:
+        logger.warning(
+            "refused an activity from channel %r (only %s is served)",
+            str(body.get("channelId"))[:40],
+            TEAMS_CHANNEL,
+        )
+        raise web.HTTPForbidden(text="this bot serves Microsoft Teams only")
     services = request.app[SERVICES]
     try:
         response = await services.adapter.process(request, services.bot)
-    except PyJWTError as error:
-        # A token that does not even parse; botbuilder lets PyJWT's error escape as a 500.
-        raise web.HTTPUnauthorized() from error
+    except DeserializationError as error:
+        # A field botbuilder cannot read (a timestamp that is no date, say): msrest's error.
+        raise web.HTTPBadRequest(text="the body is not a Bot Framework activity") from error
+    except KeysUnavailable as error:
+        raise web.HTTPServiceUnavailable(
+            text="the Bot Framework's signing keys cannot be read now; try again",
+            headers={"Retry-After": str(KEYS_RETRY_AFTER_SECONDS)},
+        ) from error
     return response or web.Response(status=201)
 
 
@@ -543,7 +588,15 @@ def main() -> None:
     configure_logging(settings.log_level)
     if settings.dangerously_allow_unauthenticated:
         logger.warning("running WITHOUT authentication (DANGEROUSLY_ALLOW_UNAUTHENTICATED=true)")
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    limits = HttpLimits()
+    quiet_server_banner()
+    web.run_app(
+        create_app(settings, limits=limits),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        **limits.server_options(),
+    )
 
 
 if __name__ == "__main__":

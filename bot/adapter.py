@@ -10,7 +10,9 @@ from botbuilder.integration.aiohttp import (
     ConfigurationBotFrameworkAuthentication,
 )
 
+from bot.channel_auth import TeamsAuthentication
 from bot.settings import Settings
+from bot.signing_keys import SigningKeys
 from dialogs.turn import TRANSLATOR_KEY, tenant_id_of
 from locales import Localizer
 
@@ -30,11 +32,14 @@ class AdapterWithErrorHandler(CloudAdapter):
         conversation_state: ConversationState,
         localizer: Localizer,
         *,
+        keys: SigningKeys | None = None,
         lost_races: tuple[type[Exception], ...] = (),
     ) -> None:
-        """`lost_races` are the state store's errors for a write that another turn of the same
-        conversation beat (the store's ETag conflict)."""
-        super().__init__(ConfigurationBotFrameworkAuthentication(_BotConfig(settings)))
+        """`keys` are the Bot Framework's signing keys (required with an app id); `lost_races`
+        are the state store's errors for a write that another turn of the same conversation
+        beat (the store's ETag conflict)."""
+        botbuilder = ConfigurationBotFrameworkAuthentication(_BotConfig(settings))
+        super().__init__(TeamsAuthentication(botbuilder, settings.microsoft_app_id, keys))
         self._conversation_state = conversation_state
         self._localizer = localizer
         self._lost_races = lost_races

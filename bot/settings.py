@@ -7,17 +7,25 @@ variable.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from botframework.connector.auth import AuthenticationConstants
 from dotenv import dotenv_values
+from publicsuffixlist import PublicSuffixList
 
 APP_TYPES = ("MultiTenant", "SingleTenant", "UserAssignedMSI")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
+# A random secret of 32 characters has far more different characters than this (a hex one has
+# at least 8 all but once in ten million); "x" * 32 or "abcd" * 8 has fewer.
+MIN_SECRET_VARIETY = 8
 
 
 class SettingsError(ValueError):
@@ -58,7 +66,13 @@ class Settings:
     dangerously_allow_unauthenticated: bool = False
     """`DANGEROUSLY_ALLOW_UNAUTHENTICATED`: accept activities without a Bot Framework JWT.
 
-    Only for the local stack (Agents Playground). Required to start without an app id.
+    Only for the local stack (Agents Playground). Required to start without an app id, and
+    refused unless HOST is a loopback address.
+    """
+
+    bot_openid_metadata_url: str = AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
+    """`BotOpenIdMetadata`: the Bot Framework's OpenID metadata, which lists the keys that sign
+    the tokens Teams sends (Bot Framework's own setting name). Change it only for another cloud.
     """
 
     default_currency: str = "USD"
@@ -142,6 +156,9 @@ class Settings:
             dangerously_allow_unauthenticated=_boolean(
                 "DANGEROUSLY_ALLOW_UNAUTHENTICATED", text("DANGEROUSLY_ALLOW_UNAUTHENTICATED")
             ),
+            bot_openid_metadata_url=_metadata_url(
+                text("BotOpenIdMetadata") or cls.bot_openid_metadata_url
+            ),
             default_currency=_currency(text("DEFAULT_CURRENCY", "USD") or "USD"),
             purchase_minimum=_amount("PURCHASE_MINIMUM", text("PURCHASE_MINIMUM", "50") or "50"),
             purchase_maximum=_amount(
@@ -160,11 +177,7 @@ class Settings:
             role_cache_seconds=_seconds("ROLE_CACHE_SECONDS", text("ROLE_CACHE_SECONDS", "300")),
             recharge_lead_days=_days("RECHARGE_LEAD_DAYS", text("RECHARGE_LEAD_DAYS", "7")),
             usage_api_secret=_secret("USAGE_API_SECRET", values.get("USAGE_API_SECRET", "")),
-            usage_download_hosts=tuple(
-                h.strip().lower()
-                for h in (text("USAGE_DOWNLOAD_HOSTS") or "sharepoint.com").split(",")
-                if h.strip()
-            ),
+            usage_download_hosts=_download_hosts(text("USAGE_DOWNLOAD_HOSTS") or "sharepoint.com"),
         )
         settings.validate()
         return settings
@@ -180,6 +193,13 @@ class Settings:
             raise SettingsError(
                 "DANGEROUSLY_ALLOW_UNAUTHENTICATED=true cannot be combined with MicrosoftAppId: "
                 "with an app id every request must carry a valid token"
+            )
+        if self.dangerously_allow_unauthenticated and not _is_loopback(self.host):
+            raise SettingsError(
+                f"DANGEROUSLY_ALLOW_UNAUTHENTICATED=true needs HOST to be a loopback address "
+                f"(127.0.0.1 or ::1), not {self.host!r}: anyone who reaches the port could act "
+                f"as any tenant's admin. Set HOST=127.0.0.1, or set MicrosoftAppId and "
+                f"MicrosoftAppPassword to serve Teams"
             )
         if self.microsoft_app_id and self.microsoft_app_type != "UserAssignedMSI":
             if not self.microsoft_app_password:
@@ -240,7 +260,51 @@ def _days(name: str, raw: str) -> int:
 def _secret(name: str, raw: str) -> str:
     if raw and len(raw) < 32:
         raise SettingsError(f"{name} must be at least 32 characters (a random secret)")
+    if raw and len(set(raw)) < MIN_SECRET_VARIETY:
+        raise SettingsError(
+            f"{name} must be a random secret, not {len(set(raw))} characters repeated "
+            f"(for example the output of `openssl rand -base64 32`)"
+        )
     return raw
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
+def _metadata_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    # Plain http only to this machine (a test's fake): the keys decide who may talk to the bot.
+    if parts.scheme != "https" and not (
+        parts.scheme == "http" and _is_loopback(parts.hostname or "")
+    ):
+        raise SettingsError(f"BotOpenIdMetadata must be an https URL, not {raw!r}")
+    return raw
+
+
+def _download_hosts(raw: str) -> tuple[str, ...]:
+    hosts = tuple(h.strip().lower().rstrip(".") for h in raw.split(",") if h.strip())
+    for host in hosts:
+        if "/" in host or ":" in host or not host.replace("-", "").replace(".", "").isalnum():
+            raise SettingsError(
+                f"USAGE_DOWNLOAD_HOSTS must list host names such as sharepoint.com, not {host!r}"
+            )
+        if _public_suffixes().is_public(host):
+            # "com" would let the bot fetch a file from any .com site an attacker names.
+            raise SettingsError(
+                f"USAGE_DOWNLOAD_HOSTS must name an organisation's domain (such as "
+                f"sharepoint.com), not the public suffix {host!r}"
+            )
+    return hosts
+
+
+@functools.cache
+def _public_suffixes() -> PublicSuffixList:
+    # The Public Suffix List as packaged; read once, on the first check (about 70 ms).
+    return PublicSuffixList()
 
 
 def _is_true(raw: str) -> bool:

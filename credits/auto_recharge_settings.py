@@ -107,6 +107,8 @@ def check(
     except InvalidAmount as invalid:
         if invalid.problem == AmountProblem.ZERO:
             threshold = Money.zero(currency)
+        elif invalid.problem == AmountProblem.ABOVE_MAXIMUM:  # too many digits to be money
+            problems[TRIGGER] = "trigger.above_maximum"
         else:
             problems[TRIGGER] = f"amount.{invalid.problem.value}"
     if threshold is not None and threshold > limits.maximum:

@@ -102,6 +102,12 @@ def currency_exponent(currency: str) -> int:
     return get_currency_precision(currency)
 
 
+# No amount is written longer than this; a longer text is not read (it bounds the work).
+MAX_AMOUNT_CHARS = 100
+# An amount with this many digits before the point is beyond any maximum; refusing it before
+# it becomes money keeps MONEY_CONTEXT's 60 digits exact.
+MAX_WHOLE_DIGITS = 30
+
 # Digits with optional group and decimal separators of any locale; nothing else.
 _PLAIN_NUMBER = re.compile(r"^\d[\d\s.,\u00a0\u202f]*$|^[.,]\d+$")
 
@@ -116,6 +122,8 @@ def parse_amount(
 ) -> Money:
     """Parse what an admin typed, in their locale, into money of the account's currency."""
     cleaned = (text or "").strip()
+    if len(cleaned) > MAX_AMOUNT_CHARS:
+        raise InvalidAmount(AmountProblem.NOT_A_NUMBER)
     for symbol in _currency_symbols(currency, locale):
         cleaned = cleaned.replace(symbol, "").strip()
     if not cleaned:
@@ -129,7 +137,13 @@ def parse_amount(
         raise InvalidAmount(AmountProblem.NEGATIVE)
     if amount == 0:
         raise InvalidAmount(AmountProblem.ZERO)
-    money = Money.from_decimal(amount, currency)
+    if amount.adjusted() >= MAX_WHOLE_DIGITS:
+        raise InvalidAmount(AmountProblem.ABOVE_MAXIMUM)
+    try:
+        money = Money.from_decimal(amount, currency)
+    except (Inexact, Rounded) as error:
+        # More significant digits than money holds, all of them decimals.
+        raise InvalidAmount(AmountProblem.TOO_MANY_DECIMALS) from error
     if minimum is not None and money < minimum:
         raise InvalidAmount(AmountProblem.BELOW_MINIMUM)
     if maximum is not None and money > maximum:

@@ -8,6 +8,7 @@ CVCs are tokenised the moment they arrive and never enter dialog state, logs or 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -37,6 +38,8 @@ from locales import Translator
 logger = logging.getLogger(__name__)
 
 FORM = "add_funds"
+# What `uuid.uuid4().hex` makes: the only nonces this flow issues (and order keys it writes).
+_NONCE = re.compile(r"[0-9a-f]{32}")
 CONFIRM = "add_funds_confirm"
 NEW_CARD = "new_card"
 
@@ -149,11 +152,16 @@ class AddFundsDialog(ComponentDialog):
             return
         await self._show_outcome(turn_context, t, outcome.account, outcome)
 
-    async def replay_confirmation(self, turn_context: TurnContext, nonce: str) -> None:
-        """A confirmation pressed again after its flow ended: show what that order became."""
+    async def replay_confirmation(self, turn_context: TurnContext, nonce: Any) -> None:
+        """A confirmation pressed again after its flow ended: show what that order became.
+
+        `nonce` comes from the card as sent back, so it may be anything (a forged submit): only
+        the shape this flow issues is looked up.
+        """
         tenant_id = tenant_id_of(turn_context.activity)
         t = translator_of(turn_context)
-        existing = await self._repo.get_order(tenant_id, nonce) if nonce else None
+        issued = isinstance(nonce, str) and _NONCE.fullmatch(nonce) is not None
+        existing = await self._repo.get_order(tenant_id, nonce) if issued else None
         if existing is None:
             await turn_context.send_activity(t("add_funds.expired_form"))
             return

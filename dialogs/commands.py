@@ -33,11 +33,23 @@ class Command(StrEnum):
     CANCEL = "cancel"
 
 
+# Commands are a few words ("add funds 1,250.50", "language português"): a longer message is
+# not a command and is not parsed. Bounds the work a message costs before anything else looks
+# at it (normalising can make a text much longer: U+2A0C becomes four characters).
+MAX_COMMAND_CHARS = 200
+
+# Every pattern below sees user text: each is linear in its length (one character class per
+# quantifier, fixed-width lookarounds), as tests/dialogs/test_regex_linearity.py checks.
 _SEPARATORS = re.compile(r"[\s_/]+")
 # A hyphen joins words ("auto-recharge") only between letters; "-500" keeps its sign.
 _WORD_HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_])")
-# Punctuation around a message ("help!", "«status»"), but never the sign of a leading number.
-_EDGE_PUNCTUATION = re.compile(r"^(?:(?![-+\u2212]\d)[\W_])+|[\W_]+$")
+# Punctuation before a message ("«status"), but never the sign of a leading number. Matched
+# at the start only.
+_LEADING_PUNCTUATION = re.compile(r"(?:(?![-+\u2212]\d)[\W_])+")
+# Punctuation after it ("help!"). The lookbehind starts a match only where a run of
+# punctuation starts, and the possessive run never gives characters back: each run inside a
+# message is scanned once, not once per character (a search for "[\W_]+$" is quadratic).
+_TRAILING_PUNCTUATION = re.compile(r"(?<![\W_])[\W_]++\Z")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
@@ -52,8 +64,12 @@ def normalize(text: str) -> str:
     folded = unicodedata.normalize("NFKC", folded)
     folded = _WORD_HYPHEN.sub(" ", folded)
     folded = _SEPARATORS.sub(" ", folded).strip()
+    leading = _LEADING_PUNCTUATION.match(folded)
+    start = leading.end() if leading else 0
+    trailing = _TRAILING_PUNCTUATION.search(folded, start)
+    end = trailing.start() if trailing else len(folded)
     # A message of punctuation alone ("?") is kept as it is: it may be a command itself.
-    return _EDGE_PUNCTUATION.sub("", folded).strip() or folded
+    return folded[start:end].strip() or folded
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,9 @@ class CommandParser:
         self._synonyms = synonyms
         # Longest first, so "add funds" wins over a shorter synonym that is its prefix.
         self._ordered = sorted(synonyms, key=len, reverse=True)
+        helps = [word for word, command in synonyms.items() if command == Command.HELP]
+        # The longest help word, with room for spaces and punctuation around it ("HELP!").
+        self._help_chars = max(map(len, helps), default=0) + 8
 
     @classmethod
     def from_localizer(cls, localizer: Localizer) -> CommandParser:
@@ -81,10 +100,10 @@ class CommandParser:
         return cls(synonyms)
 
     def parse(self, text: str | None) -> ParsedCommand | None:
-        if not text:
+        if not text or len(text) > MAX_COMMAND_CHARS:
             return None
         message = normalize(text)
-        if not message:
+        if not message or len(message) > MAX_COMMAND_CHARS:
             return None
         for synonym in self._ordered:
             if message == synonym:
@@ -96,6 +115,17 @@ class CommandParser:
                 if rest.startswith(" ") or (_CJK.search(synonym[-1]) and rest[:1].isdigit()):
                     return ParsedCommand(self._synonyms[synonym], rest.strip())
         return None
+
+    def asks_for_help(self, text: str | None) -> bool:
+        """Whether a message is `help` and nothing else: what anybody may ask.
+
+        Only a message as short as a help word (and some punctuation) is looked at, so a
+        message from somebody who may do nothing else costs next to no work.
+        """
+        if not text or len(text) > self._help_chars:
+            return False
+        parsed = self.parse(text)
+        return parsed is not None and parsed.command == Command.HELP and not parsed.argument
 
     def words(self) -> dict[str, Command]:
         return dict(self._synonyms)

@@ -74,15 +74,19 @@ class MainDialog:
 
     async def on_message(self, turn_context: TurnContext) -> None:
         dc = await self._dialogs.create_context(turn_context)
-        command = self._command_of(turn_context)
 
-        # Help is for everyone; every other command, card action and form is for admins.
-        if command is None or command.command != Command.HELP:
-            refusal = await self._authorize(turn_context)
-            if refusal is not None:
-                await dc.cancel_all_dialogs()
-                await turn_context.send_activity(translator_of(turn_context)(refusal))
+        # Help is for everyone; every other command, card action and form is for admins. The
+        # sender is checked before anything of the message is parsed: the message of someone
+        # who may not act costs no parsing beyond "is this a short `help`?".
+        refusal = await self._authorize(turn_context)
+        if refusal is not None:
+            if self._asks_for_help(turn_context):
+                await self._start(dc, turn_context, ParsedCommand(Command.HELP, ""))
                 return
+            await dc.cancel_all_dialogs()
+            await turn_context.send_activity(translator_of(turn_context)(refusal))
+            return
+        command = self._command_of(turn_context)
 
         attachment = file_attachment(turn_context) if self._on_file is not None else None
         if command is None and attachment is not None:
@@ -131,6 +135,13 @@ class MainDialog:
         else:  # a command with neither flow nor answer is a wiring mistake
             logger.error("command %s has no handler", command)
             await self._send_menu(turn_context, t("unknown.hint"))
+
+    def _asks_for_help(self, turn_context: TurnContext) -> bool:
+        activity = turn_context.activity
+        value = activity.value
+        if isinstance(value, dict) and "command" in value:
+            return value["command"] == Command.HELP.value
+        return value is None and self._parser.asks_for_help(activity.text)
 
     def _command_of(self, turn_context: TurnContext) -> ParsedCommand | None:
         activity = turn_context.activity

@@ -16,6 +16,9 @@ from graph.client import GraphClient
 from graph.errors import BAD_NEXT_LINK, NOT_JSON, TOO_LARGE, GraphError, TokenError
 
 USER_FIELDS = "id,displayName,userPrincipalName,usageLocation,assignedLicenses"
+# An Entra object id. A user id reaches Graph only in this shape: whatever else a card or an
+# activity names ("..", a user principal name, another path) is not a user of the tenant.
+_OBJECT_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 # The most /users returns in one page; fewer pages means fewer throttling units spent.
 USERS_PAGE_SIZE = 999
 
@@ -110,7 +113,7 @@ class GraphDirectory:
             yield _user_from(item)
 
     async def get_user(self, tenant_id: str, user_id: str) -> DirectoryUser:
-        url = self._client.url("users", user_id)
+        url = self._client.url("users", _object_id(user_id))
         try:
             body = await self._client.get(tenant_id, url, {"$select": USER_FIELDS})
         except GraphError as error:
@@ -128,7 +131,7 @@ class GraphDirectory:
             "addLicenses": [{"skuId": sku_id, "disabledPlans": []} for sku_id in add],
             "removeLicenses": list(remove),
         }
-        url = self._client.url("users", user_id, "assignLicense")
+        url = self._client.url("users", _object_id(user_id), "assignLicense")
         try:
             answer = await self._client.post(tenant_id, url, body)
         except GraphError as error:
@@ -140,7 +143,7 @@ class GraphDirectory:
         return await self.get_user(tenant_id, user_id)
 
     async def role_template_ids(self, tenant_id: str, user_id: str) -> frozenset[str]:
-        path = ("users", user_id, "memberOf", "microsoft.graph.directoryRole")
+        path = ("users", _object_id(user_id), "memberOf", "microsoft.graph.directoryRole")
         items = self._items(tenant_id, path, {"$select": "roleTemplateId"})
         return frozenset(
             [item["roleTemplateId"] async for item in items if item.get("roleTemplateId")]
@@ -156,6 +159,12 @@ class GraphDirectory:
                     yield item
         except GraphError as error:
             raise directory_error(error) from error
+
+
+def _object_id(user_id: str) -> str:
+    if not isinstance(user_id, str) or not _OBJECT_ID.fullmatch(user_id):
+        raise DirectoryError(DirectoryProblem.USER_NOT_FOUND, "not an Entra object id")
+    return user_id
 
 
 def _user_from(item: dict[str, Any]) -> DirectoryUser:

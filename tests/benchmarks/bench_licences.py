@@ -39,6 +39,15 @@ class FakeGraphTokens:
         return self._graph.issue_token(tenant_id)
 
 
+ADMIN = "a1e5a1e5-0000-4000-8000-000000000001"
+
+
+def as_admin(connector_url: str, text: str) -> dict:
+    activity = activities.message(connector_url, text)
+    activity["from"]["aadObjectId"] = ADMIN
+    return activity
+
+
 async def main(users: int) -> None:
     graph = FakeGraph()
     tenant = activities.TENANT
@@ -52,7 +61,8 @@ async def main(users: int) -> None:
             sku_ids=["ac"] if n % 2 else [],
             roles=[BILLING_ADMINISTRATOR] if n == 0 else [],
         )
-    graph.add_user(tenant, activities.USER_AAD, "Alex Wilber", roles=[BILLING_ADMINISTRATOR])
+    # Graph is asked only about Entra object ids (the Playground's mock id is not one).
+    graph.add_user(tenant, ADMIN, "Alex Wilber", roles=[BILLING_ADMINISTRATOR])
     graph_server = TestServer(graph.app())
     await graph_server.start_server()
     graph.url = str(graph_server.make_url("")).rstrip("/")
@@ -76,8 +86,8 @@ async def main(users: int) -> None:
         await client.start_server()
         try:
             # Warm the role cache and connections with help, then measure "licences".
-            await client.post("/api/messages", json=activities.message(connector_url, "status"))
-            licences = activities.message(connector_url, "licences")
+            await client.post("/api/messages", json=as_admin(connector_url, "status"))
+            licences = as_admin(connector_url, "licences")
             before = len(graph.graph_requests())
             begin = time.perf_counter()
             response = await client.post("/api/messages", json=licences)

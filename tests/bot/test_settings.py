@@ -100,3 +100,78 @@ def test_repr_hides_secrets():
     text = repr(Settings.from_mapping({**STORAGE, **APP}))
     assert "s3cr3t" not in text
     assert "UseDevelopmentStorage" not in text
+
+
+# --- issue 13: settings that would open the service --------------------------------------------
+
+LOCAL = {**STORAGE, "DANGEROUSLY_ALLOW_UNAUTHENTICATED": "true"}
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.4", "192.168.1.2", "bot.example.com"])
+def test_unauthenticated_mode_listens_only_on_loopback(host):
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_mapping({**LOCAL, "HOST": host})
+    message = str(refused.value)
+    assert "DANGEROUSLY_ALLOW_UNAUTHENTICATED" in message and "HOST" in message
+    assert "MicrosoftAppId" in message  # the other way to run it
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_unauthenticated_mode_on_a_loopback_address_starts(host):
+    assert Settings.from_mapping({**LOCAL, "HOST": host}).host == host
+
+
+def test_with_an_app_id_any_interface_is_fine():
+    assert Settings.from_mapping({**STORAGE, **APP, "HOST": "0.0.0.0"}).host == "0.0.0.0"
+
+
+@pytest.mark.parametrize("secret", ["x" * 40, "abcd" * 10, "0123456" * 6])
+def test_a_usage_secret_of_low_variety_is_refused(secret):
+    with pytest.raises(SettingsError, match="USAGE_API_SECRET.*random secret"):
+        Settings.from_mapping({**LOCAL, "USAGE_API_SECRET": secret})
+
+
+def test_a_random_usage_secret_is_accepted():
+    import secrets
+
+    for _ in range(50):
+        secret = secrets.token_hex(16)  # 32 characters of 16 possible
+        assert Settings.from_mapping({**LOCAL, "USAGE_API_SECRET": secret}).usage_api_secret
+
+
+@pytest.mark.parametrize(
+    "hosts", ["com", "sharepoint.com,com", "co.uk", "azurewebsites.net", "github.io", "COM."]
+)
+def test_a_download_host_that_is_a_public_suffix_is_refused(hosts):
+    with pytest.raises(SettingsError, match="USAGE_DOWNLOAD_HOSTS.*public suffix"):
+        Settings.from_mapping({**LOCAL, "USAGE_DOWNLOAD_HOSTS": hosts})
+
+
+@pytest.mark.parametrize("hosts", ["https://sharepoint.com", "sharepoint.com/x", "a b.com"])
+def test_a_download_host_must_be_a_host_name(hosts):
+    with pytest.raises(SettingsError, match="USAGE_DOWNLOAD_HOSTS"):
+        Settings.from_mapping({**LOCAL, "USAGE_DOWNLOAD_HOSTS": hosts})
+
+
+def test_download_hosts_of_organisations_are_kept():
+    settings = Settings.from_mapping(
+        {**LOCAL, "USAGE_DOWNLOAD_HOSTS": "SharePoint.com, contoso.sharepoint.com ,127.0.0.1"}
+    )
+    assert settings.usage_download_hosts == (
+        "sharepoint.com",
+        "contoso.sharepoint.com",
+        "127.0.0.1",
+    )
+
+
+def test_the_signing_keys_come_from_the_bot_framework_unless_told():
+    settings = Settings.from_mapping({**STORAGE, **APP})
+    assert settings.bot_openid_metadata_url == (
+        "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    )
+    local = Settings.from_mapping(
+        {**STORAGE, **APP, "BotOpenIdMetadata": "http://127.0.0.1:9/openid"}
+    )
+    assert local.bot_openid_metadata_url == "http://127.0.0.1:9/openid"
+    with pytest.raises(SettingsError, match="BotOpenIdMetadata"):
+        Settings.from_mapping({**STORAGE, **APP, "BotOpenIdMetadata": "http://keys.example"})

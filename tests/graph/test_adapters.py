@@ -14,7 +14,7 @@ from credits.directory import DirectoryError, DirectoryProblem
 from graph.adapters import GraphAdapters
 from graph.directory import GraphDirectory
 from graph.errors import GraphError
-from tests.graph.seed import CLIENT_ID, SECRET, TENANT
+from tests.graph.seed import ALEX, CLIENT_ID, SECRET, TENANT
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ async def adapters(graph, session, sleep):
 
 
 async def test_both_adapters_share_the_tenants_token(adapters, graph):
-    await adapters.directory.get_user(TENANT, "alex")
+    await adapters.directory.get_user(TENANT, ALEX)
     graph.fail_next(1, 404)  # the fake Graph of the directory has no call records
     with pytest.raises(GraphError):
         start = datetime(2026, 1, 1, tzinfo=UTC)

@@ -15,7 +15,7 @@ import pytest
 from graph.client import GraphClient
 from graph.errors import BAD_NEXT_LINK, GAVE_UP, NOT_JSON, TOO_LARGE, GraphError
 from graph.retries import FOR_A_TURN, IN_THE_BACKGROUND, Retries
-from tests.graph.seed import AUDIO, CREDITS, E5, OTHER_TENANT, TENANT
+from tests.graph.seed import ALEX, AUDIO, CREDITS, E5, OLGA, OTHER_TENANT, TENANT
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ async def test_an_outage_that_lasts_gives_up_after_bounded_attempts(client, grap
     graph.fail_next(10, 503)
 
     with pytest.raises(GraphError) as down:
-        await client.get(TENANT, client.url("users", "alex"))
+        await client.get(TENANT, client.url("users", ALEX))
 
     assert (down.value.status, down.value.code, down.value.transient) == (503, GAVE_UP, True)
     assert len(graph.graph_requests()) == 5
@@ -185,7 +185,7 @@ async def test_a_refusal_is_not_retried(client, graph, sleeps):
     graph.deny(TENANT, "users")
 
     with pytest.raises(GraphError) as refused:
-        await client.get(TENANT, client.url("users", "alex"))
+        await client.get(TENANT, client.url("users", ALEX))
 
     error = refused.value
     assert (error.status, error.code, error.transient) == (
@@ -201,7 +201,7 @@ async def test_a_read_that_times_out_is_retried(make_client, graph, sleeps):
     client = make_client(timeout=aiohttp.ClientTimeout(total=0.3))
     graph.hang_next(1, 2.0)
 
-    assert (await client.get(TENANT, client.url("users", "alex")))["id"] == "alex"
+    assert (await client.get(TENANT, client.url("users", ALEX)))["id"] == ALEX
     assert len(sleeps) == 1 and len(graph.requests) == 2
 
 
@@ -212,7 +212,7 @@ async def test_a_post_that_times_out_is_not_repeated(make_client, graph, sleeps)
     body = {"addLicenses": [{"skuId": CREDITS, "disabledPlans": []}], "removeLicenses": []}
 
     with pytest.raises(GraphError) as unknown:
-        await client.post(TENANT, client.url("users", "alex", "assignLicense"), body)
+        await client.post(TENANT, client.url("users", ALEX, "assignLicense"), body)
 
     assert unknown.value.transient and unknown.value.status is None
     assert len([s for s in graph.graph_requests() if s.method == "POST"]) == 1
@@ -224,7 +224,7 @@ async def test_a_post_throttled_is_retried(client, graph, sleeps):
     graph.fail_next(2, 429, retry_after="0")
     body = {"addLicenses": [{"skuId": CREDITS, "disabledPlans": []}], "removeLicenses": []}
 
-    await client.post(TENANT, client.url("users", "alex", "assignLicense"), body)
+    await client.post(TENANT, client.url("users", ALEX, "assignLicense"), body)
 
     assert len([s for s in graph.graph_requests() if s.method == "POST"]) == 3
     assert graph.tenants[TENANT].skus[CREDITS].consumed == 2 and sleeps == [0.0, 0.0]
@@ -241,9 +241,9 @@ async def test_a_refused_connection_is_retried_whatever_the_method(
 
     with pytest.raises(GraphError) as down:
         if method == "GET":
-            await client.get(TENANT, client.url("users", "alex"))
+            await client.get(TENANT, client.url("users", ALEX))
         else:
-            await client.post(TENANT, client.url("users", "alex", "assignLicense"), {})
+            await client.post(TENANT, client.url("users", ALEX, "assignLicense"), {})
 
     assert down.value.transient and down.value.status is None
     assert len(sleeps) == 4
@@ -253,7 +253,7 @@ async def test_a_redirect_is_not_followed(client, graph):
     graph.answer_next(302, b"", {"Location": f"{graph.url}/v1.0/subscribedSkus"})
 
     with pytest.raises(GraphError) as refused:
-        await client.get(TENANT, client.url("users", "alex"))
+        await client.get(TENANT, client.url("users", ALEX))
 
     assert refused.value.status == 302 and not refused.value.transient
     assert len(graph.requests) == 1
@@ -302,14 +302,14 @@ async def test_a_success_that_is_not_a_json_object_is_refused(client, graph, bod
 async def test_an_empty_success_is_an_empty_object(client, graph):
     graph.answer_next(204, b"")
 
-    assert await client.get(TENANT, client.url("users", "alex")) == {}
+    assert await client.get(TENANT, client.url("users", ALEX)) == {}
 
 
 async def test_an_error_that_is_not_json_keeps_its_text(client, graph):
     graph.answer_next(400, b"<html>Bad Request</html>")
 
     with pytest.raises(GraphError) as refused:
-        await client.get(TENANT, client.url("users", "alex"))
+        await client.get(TENANT, client.url("users", ALEX))
 
     assert (refused.value.code, refused.value.message) == ("", "<html>Bad Request</html>")
 
@@ -328,10 +328,10 @@ async def test_an_id_cannot_change_the_path(client, graph):
 
 
 async def test_every_call_carries_its_tenants_token(client, graph):
-    await client.get(TENANT, client.url("users", "alex"))
+    await client.get(TENANT, client.url("users", ALEX))
     others = await client.get(OTHER_TENANT, client.url("users"))
 
-    assert [user["id"] for user in others["value"]] == ["olga"]  # the fake answers per token
+    assert [user["id"] for user in others["value"]] == [OLGA]  # the fake answers per token
     assert [seen.tenant_id for seen in graph.graph_requests()] == [TENANT, OTHER_TENANT]
 
 
@@ -341,7 +341,7 @@ async def test_no_token_is_logged(client, graph, caplog):
     graph.deny(TENANT, "users")
 
     with pytest.raises(GraphError):
-        await client.get(TENANT, client.url("users", "alex"))
+        await client.get(TENANT, client.url("users", ALEX))
 
     issued = {seen.authorization.removeprefix("Bearer ") for seen in graph.graph_requests()}
     assert issued and len(caplog.records) >= 2

@@ -23,7 +23,19 @@ from graph.directory import GraphDirectory, directory_error, problem_of
 from graph.errors import GraphError, TokenError
 from graph.retries import FOR_A_TURN
 from graph.tokens import GraphTokens
-from tests.graph.seed import AUDIO, CLIENT_ID, CREDITS, OTHER_TENANT, SECRET, TENANT
+from tests.graph.seed import (
+    ALEX,
+    AUDIO,
+    CLIENT_ID,
+    CREDITS,
+    MEGAN,
+    NOBODY,
+    NOWHERE,
+    OLGA,
+    OTHER_TENANT,
+    SECRET,
+    TENANT,
+)
 
 
 @pytest.fixture
@@ -68,12 +80,10 @@ async def test_every_user_is_listed_across_pages(directory, graph):
 
 
 async def test_a_user_is_read_with_licences_and_usage_location(directory):
-    alex = await directory.get_user(TENANT, "alex")
-    nowhere = await directory.get_user(TENANT, "nowhere")
+    alex = await directory.get_user(TENANT, ALEX)
+    nowhere = await directory.get_user(TENANT, NOWHERE)
 
-    assert alex == DirectoryUser(
-        "alex", "Alex Wilber", "alexw@example.com", "US", frozenset({AUDIO})
-    )
+    assert alex == DirectoryUser(ALEX, "Alex Wilber", "alexw@example.com", "US", frozenset({AUDIO}))
     assert nowhere.usage_location == "" and nowhere.display_name == "Élodie Lefèvre"
 
 
@@ -87,31 +97,32 @@ async def test_subscribed_skus_carry_seats_and_service_plans(directory):
 
 
 async def test_roles_are_read_across_pages(directory, graph):
-    graph.add_user(TENANT, "admin", "Megan", roles=[GLOBAL_ADMINISTRATOR, BILLING_ADMINISTRATOR])
+    admin = "ad0000ad-0000-4000-8000-000000000005"
+    graph.add_user(TENANT, admin, "Megan", roles=[GLOBAL_ADMINISTRATOR, BILLING_ADMINISTRATOR])
     graph.page_size = 1
 
-    roles = await directory.role_template_ids(TENANT, "admin")
+    roles = await directory.role_template_ids(TENANT, admin)
 
     assert roles == {GLOBAL_ADMINISTRATOR, BILLING_ADMINISTRATOR}
-    calls = graph.graph_requests("/users/admin/memberOf/microsoft.graph.directoryRole")
+    calls = graph.graph_requests(f"/users/{admin}/memberOf/microsoft.graph.directoryRole")
     assert len(calls) == 2 and calls[0].query["$select"] == "roleTemplateId"
-    assert await directory.role_template_ids(TENANT, "alex") == frozenset()
+    assert await directory.role_template_ids(TENANT, ALEX) == frozenset()
 
 
 # --- assigning ----------------------------------------------------------------------------------
 
 
 async def test_assign_license_sends_graphs_body_and_returns_the_user(directory, graph):
-    user = await directory.assign_licenses(TENANT, "alex", add=[CREDITS], remove=[AUDIO])
+    user = await directory.assign_licenses(TENANT, ALEX, add=[CREDITS], remove=[AUDIO])
 
     (post,) = [seen for seen in graph.graph_requests() if seen.method == "POST"]
-    assert post.path == "/v1.0/users/alex/assignLicense"
+    assert post.path == f"/v1.0/users/{ALEX}/assignLicense"
     assert post.body == {
         "addLicenses": [{"skuId": CREDITS, "disabledPlans": []}],
         "removeLicenses": [AUDIO],
     }
     # Graph answered with default properties only: the user was read back.
-    assert graph.graph_requests()[-1].path == "/v1.0/users/alex"
+    assert graph.graph_requests()[-1].path == f"/v1.0/users/{ALEX}"
     assert user.sku_ids == {CREDITS} and user.usage_location == "US"
     assert graph.tenants[TENANT].skus[CREDITS].consumed == 2
     assert graph.tenants[TENANT].skus[AUDIO].consumed == 1
@@ -119,7 +130,7 @@ async def test_assign_license_sends_graphs_body_and_returns_the_user(directory, 
 
 async def test_an_answer_with_licences_is_not_read_back(directory, graph):
     user = {
-        "id": "alex",
+        "id": ALEX,
         "displayName": "Alex Wilber",
         "userPrincipalName": "alexw@example.com",
         "usageLocation": "US",
@@ -127,20 +138,20 @@ async def test_an_answer_with_licences_is_not_read_back(directory, graph):
     }
     graph.answer_next(200, json.dumps(user).encode())
 
-    assigned = await directory.assign_licenses(TENANT, "alex", add=[CREDITS], remove=[])
+    assigned = await directory.assign_licenses(TENANT, ALEX, add=[CREDITS], remove=[])
 
     assert assigned.sku_ids == {CREDITS} and len(graph.graph_requests()) == 1
 
 
 async def test_a_removal_alone_still_sends_both_lists(directory, graph):
-    await directory.assign_licenses(TENANT, "megan", add=[], remove=[CREDITS])
+    await directory.assign_licenses(TENANT, MEGAN, add=[], remove=[CREDITS])
 
     (post,) = [seen for seen in graph.graph_requests() if seen.method == "POST"]
     assert post.body == {"addLicenses": [], "removeLicenses": [CREDITS]}
 
 
 async def test_no_usage_location_is_its_own_problem(directory, graph):
-    assigning = directory.assign_licenses(TENANT, "nowhere", add=[CREDITS], remove=[])
+    assigning = directory.assign_licenses(TENANT, NOWHERE, add=[CREDITS], remove=[])
 
     assert await problem(assigning) is DirectoryProblem.NO_USAGE_LOCATION
     assert graph.tenants[TENANT].skus[CREDITS].consumed == 1
@@ -149,42 +160,52 @@ async def test_no_usage_location_is_its_own_problem(directory, graph):
 async def test_no_free_seat_is_its_own_problem(directory, graph):
     graph.tenants[TENANT].skus[CREDITS].consumed = 3
 
-    assigning = directory.assign_licenses(TENANT, "alex", add=[CREDITS], remove=[])
+    assigning = directory.assign_licenses(TENANT, ALEX, add=[CREDITS], remove=[])
 
     assert await problem(assigning) is DirectoryProblem.NO_SEATS
-    assert graph.tenants[TENANT].users["alex"].sku_ids == [AUDIO]
+    assert graph.tenants[TENANT].users[ALEX].sku_ids == [AUDIO]
 
 
 async def test_an_unknown_user_is_not_found(directory):
     for call in (
-        directory.get_user(TENANT, "nobody"),
-        directory.role_template_ids(TENANT, "nobody"),
-        directory.assign_licenses(TENANT, "nobody", add=[CREDITS], remove=[]),
+        directory.get_user(TENANT, NOBODY),
+        directory.role_template_ids(TENANT, NOBODY),
+        directory.assign_licenses(TENANT, NOBODY, add=[CREDITS], remove=[]),
     ):
         assert await problem(call) is DirectoryProblem.USER_NOT_FOUND
 
 
-async def test_an_id_cannot_change_the_path(directory, graph):
-    assert await problem(directory.get_user(TENANT, "../subscribedSkus")) is (
-        DirectoryProblem.USER_NOT_FOUND
-    )
-    assert graph.requests[-1].path == "/v1.0/users/../subscribedSkus"  # one segment, quoted
-    assert "%2F" in graph.requests[-1].url
+@pytest.mark.parametrize(
+    "user_id",
+    ["..", ".", "../subscribedSkus", "alexw@example.com", ALEX + "/memberOf", ALEX + " ", "", "x"],
+)
+async def test_only_an_object_id_reaches_graph(directory, graph, user_id):
+    """Issue 13: an id of exactly ".." passed `quote` (the client now quotes dots too); every
+    user id is an Entra object id (a GUID) before it goes into a URL, or nothing is asked."""
+    before = len(graph.requests)
+    for call in (
+        directory.get_user(TENANT, user_id),
+        directory.role_template_ids(TENANT, user_id),
+        directory.assign_licenses(TENANT, user_id, add=[CREDITS], remove=[]),
+    ):
+        assert await problem(call) is DirectoryProblem.USER_NOT_FOUND
+    assert len(graph.requests) == before
+    assert graph.tenants[TENANT].users[ALEX].sku_ids == [AUDIO]
 
 
 async def test_missing_permissions_are_insufficient_privileges(directory, graph):
     graph.deny(TENANT, "assignLicense", "memberOf")
 
     for call in (
-        directory.assign_licenses(TENANT, "alex", add=[CREDITS], remove=[]),
-        directory.role_template_ids(TENANT, "alex"),
+        directory.assign_licenses(TENANT, ALEX, add=[CREDITS], remove=[]),
+        directory.role_template_ids(TENANT, ALEX),
     ):
         assert await problem(call) is DirectoryProblem.INSUFFICIENT_PRIVILEGES
 
 
 async def test_another_refusal_is_rejected_not_unavailable(directory):
     # Removing a licence the user does not hold: Graph says 400, and retrying will not help.
-    removing = directory.assign_licenses(TENANT, "alex", add=[], remove=[CREDITS])
+    removing = directory.assign_licenses(TENANT, ALEX, add=[], remove=[CREDITS])
     assert await problem(removing) is DirectoryProblem.REJECTED
 
 
@@ -194,7 +215,7 @@ async def test_another_refusal_is_rejected_not_unavailable(directory):
 async def test_an_assignment_is_retried_after_throttling_and_applied_once(directory, graph, sleeps):
     graph.fail_next(2, 429, retry_after="0")
 
-    user = await directory.assign_licenses(TENANT, "alex", add=[CREDITS], remove=[])
+    user = await directory.assign_licenses(TENANT, ALEX, add=[CREDITS], remove=[])
 
     assert CREDITS in user.sku_ids
     assert len([s for s in graph.graph_requests() if s.method == "POST"]) == 3
@@ -205,14 +226,14 @@ async def test_an_assignment_is_retried_after_throttling_and_applied_once(direct
 async def test_an_outage_that_lasts_is_unavailable(directory, graph, sleeps):
     graph.fail_next(10, 503)
 
-    assert await problem(directory.get_user(TENANT, "alex")) is DirectoryProblem.UNAVAILABLE
+    assert await problem(directory.get_user(TENANT, ALEX)) is DirectoryProblem.UNAVAILABLE
     assert len(graph.graph_requests()) == 5 and len(sleeps) == 4  # bounded attempts
 
 
 async def test_throttling_that_lasts_is_throttled(directory, graph, sleeps):
     graph.fail_next(5, 429, retry_after="2")
 
-    roles = directory.role_template_ids(TENANT, "alex")
+    roles = directory.role_template_ids(TENANT, ALEX)
 
     assert await problem(roles) is DirectoryProblem.THROTTLED
     assert sleeps == [2.0, 2.0, 2.0, 2.0]
@@ -229,7 +250,7 @@ async def test_a_read_that_times_out_is_retried(make_directory, graph, sleeps):
     directory = make_directory(timeout=aiohttp.ClientTimeout(total=0.3))
     graph.hang_next(1, 2.0)
 
-    assert (await directory.get_user(TENANT, "alex")).id == "alex"
+    assert (await directory.get_user(TENANT, ALEX)).id == ALEX
     assert len(sleeps) == 1
 
 
@@ -238,7 +259,7 @@ async def test_an_assignment_that_times_out_is_not_repeated(make_directory, grap
     directory = make_directory(timeout=aiohttp.ClientTimeout(total=0.3))
     graph.hang_next(1, 2.0)
 
-    assigning = directory.assign_licenses(TENANT, "alex", add=[CREDITS], remove=[])
+    assigning = directory.assign_licenses(TENANT, ALEX, add=[CREDITS], remove=[])
 
     assert await problem(assigning) is DirectoryProblem.UNAVAILABLE
     assert len([s for s in graph.graph_requests() if s.method == "POST"]) == 1
@@ -248,22 +269,23 @@ async def test_an_assignment_that_times_out_is_not_repeated(make_directory, grap
 async def test_a_refused_connection_is_unavailable(make_directory, sleeps, unused_tcp_port):
     directory = make_directory(base=f"https://127.0.0.1:{unused_tcp_port}/v1.0")
 
-    assert await problem(directory.get_user(TENANT, "alex")) is DirectoryProblem.UNAVAILABLE
+    assert await problem(directory.get_user(TENANT, ALEX)) is DirectoryProblem.UNAVAILABLE
     assert len(sleeps) == 4
 
 
 async def test_an_answer_that_is_not_json_is_unavailable(directory, graph):
     graph.answer_next(200, b"<html>maintenance</html>")
 
-    assert await problem(directory.get_user(TENANT, "alex")) is DirectoryProblem.UNAVAILABLE
+    assert await problem(directory.get_user(TENANT, ALEX)) is DirectoryProblem.UNAVAILABLE
 
 
 async def test_a_next_link_to_another_host_is_rejected(directory, graph):
-    graph.add_user(TENANT, "many", "Many Roles", roles=["a", "b", "c"])
+    many = "3a393a39-0000-4000-8000-000000000006"
+    graph.add_user(TENANT, many, "Many Roles", roles=["a", "b", "c"])
     graph.page_size = 2
     graph.next_link_base = "https://attacker.example"
 
-    assert await problem(directory.role_template_ids(TENANT, "many")) is (DirectoryProblem.REJECTED)
+    assert await problem(directory.role_template_ids(TENANT, many)) is (DirectoryProblem.REJECTED)
     assert all(seen.url.startswith(graph.url) for seen in graph.requests)
 
 
@@ -271,17 +293,17 @@ async def test_a_next_link_to_another_host_is_rejected(directory, graph):
 
 
 async def test_every_call_carries_its_tenants_token_as_bearer(directory, graph):
-    await directory.get_user(TENANT, "alex")
+    await directory.get_user(TENANT, ALEX)
     others = [user async for user in directory.list_users(OTHER_TENANT)]
 
-    assert [user.id for user in others] == ["olga"]  # the fake answers per token's tenant
+    assert [user.id for user in others] == [OLGA]  # the fake answers per token's tenant
     for seen in graph.graph_requests():
         assert seen.authorization and seen.authorization.startswith("Bearer ")
     assert [seen.tenant_id for seen in graph.graph_requests()] == [TENANT, OTHER_TENANT]
 
 
 async def test_a_token_is_asked_for_once_per_tenant(directory, graph):
-    await asyncio.gather(*(directory.get_user(TENANT, "alex") for _ in range(10)))
+    await asyncio.gather(*(directory.get_user(TENANT, ALEX) for _ in range(10)))
     for _ in range(5):
         await directory.subscribed_skus(TENANT)
         await directory.subscribed_skus(OTHER_TENANT)
@@ -301,7 +323,7 @@ async def test_the_fake_refuses_a_call_without_a_token(session, graph):
 async def test_a_wrong_secret_is_insufficient_privileges(make_directory, session, graph):
     tokens = GraphTokens(CLIENT_ID, "wrong", session, authority=graph.url)
     try:
-        reading = make_directory(tokens).get_user(TENANT, "alex")
+        reading = make_directory(tokens).get_user(TENANT, ALEX)
         assert await problem(reading) is DirectoryProblem.INSUFFICIENT_PRIVILEGES
     finally:
         await tokens.close()
@@ -310,21 +332,21 @@ async def test_a_wrong_secret_is_insufficient_privileges(make_directory, session
 
 
 async def test_an_unknown_tenant_is_rejected(directory, graph):
-    reading = directory.get_user("no-such-tenant.example", "alex")
+    reading = directory.get_user("no-such-tenant.example", ALEX)
 
     assert await problem(reading) is DirectoryProblem.REJECTED
     assert graph.graph_requests() == []
 
 
 async def test_a_tenant_id_cannot_change_the_authority(directory, graph):
-    assert await problem(directory.get_user("../common", "alex")) is DirectoryProblem.REJECTED
+    assert await problem(directory.get_user("../common", ALEX)) is DirectoryProblem.REJECTED
     assert graph.requests == []
 
 
 async def test_an_authority_that_fails_passingly_is_unavailable(directory, graph):
     graph.fail_token_next(1, 503, "temporarily_unavailable")
 
-    assert await problem(directory.get_user(TENANT, "alex")) is DirectoryProblem.UNAVAILABLE
+    assert await problem(directory.get_user(TENANT, ALEX)) is DirectoryProblem.UNAVAILABLE
     assert graph.graph_requests() == []
 
 
@@ -333,9 +355,9 @@ async def test_no_token_or_secret_is_logged(directory, graph, caplog):
     graph.fail_next(1, 429, retry_after="0")
     graph.tenants[TENANT].skus[CREDITS].consumed = 3
 
-    await directory.get_user(TENANT, "alex")
+    await directory.get_user(TENANT, ALEX)
     with pytest.raises(DirectoryError):
-        await directory.assign_licenses(TENANT, "alex", add=[CREDITS], remove=[])
+        await directory.assign_licenses(TENANT, ALEX, add=[CREDITS], remove=[])
 
     issued = {seen.authorization.removeprefix("Bearer ") for seen in graph.graph_requests()}
     assert issued and caplog.records

@@ -12,7 +12,7 @@ import pytest
 
 from graph.errors import TokenError
 from graph.tokens import GraphTokens
-from tests.graph.seed import CLIENT_ID, OTHER_TENANT, SECRET, TENANT
+from tests.graph.seed import ALEX, CLIENT_ID, MEGAN, NOWHERE, OLGA, OTHER_TENANT, SECRET, TENANT
 
 
 async def test_a_token_per_tenant_through_client_credentials(tokens, graph, session):
@@ -25,7 +25,7 @@ async def test_a_token_per_tenant_through_client_credentials(tokens, graph, sess
         headers = {"Authorization": f"Bearer {token}"}
         async with session.get(f"{graph.url}/v1.0/users", headers=headers) as response:
             users[token] = {user["id"] for user in (await response.json())["value"]}
-    assert users == {first: {"alex", "megan", "nowhere"}, other: {"olga"}}
+    assert users == {first: {ALEX, MEGAN, NOWHERE}, other: {OLGA}}
     assert graph.token_requests == {TENANT: 1, OTHER_TENANT: 1}
     (seen,) = [s for s in graph.requests if s.path == f"/{TENANT}/oauth2/v2.0/token"]
     assert seen.method == "POST" and seen.authorization is None

@@ -11,7 +11,7 @@ from storage.credits_repository import TableCreditsRepository
 from storage.tables import TableStore
 from tests.support import activities
 
-SECRET = "s" * 40
+SECRET = "usage-api-test-secret-0123456789-abcdefXYZ"
 TENANT = activities.TENANT
 COLUMNS = [
     "UsageId", "Call ID", "Conference ID", "User Location", "AAD ObjectId", "UPN",
