@@ -61,6 +61,7 @@ async def _import(settings, path: Path, tenant_id: str) -> int:
         account_url=settings.storage_account_url,
         prefix=settings.table_prefix,
     )
+    credits = None
     try:
         await store.create_tables()
         credits = build_credits(settings, store)
@@ -82,6 +83,8 @@ async def _import(settings, path: Path, tenant_id: str) -> int:
         sys.stdout.write(json.dumps(asdict(report), indent=2) + "\n")
         return 0
     finally:
+        if credits is not None:
+            await credits.close()
         await store.close()
 
 
