@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test e2e lint bench deps package clean
+.PHONY: run test e2e chaos lint bench deps package clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ e2e: deps
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	$(if $(filter 0,$(LOCAL_NETNS)),,$(PY) -m scripts.netns --) $(PY) -m pytest -m e2e tests/e2e
 
+## make chaos: the real service as two processes on one Azurite under orders, imports, connector
+## faults and kill -9 for CHAOS_SECONDS (120), then an audit of the tables; CHAOS_SEED repeats a run.
+CHAOS_SECONDS ?= 120
+chaos: deps
+	$(PY) -m tests.chaos --seconds $(CHAOS_SECONDS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
+
 ## make bench: figures for the notes (not tests), printed by tests/benchmarks/.
 bench: deps
 	$(PY) -m tests.benchmarks.bench_help
@@ -43,6 +49,8 @@ bench: deps
 	$(PY) -m tests.benchmarks.bench_usage_parse
 	$(PY) -m tests.benchmarks.bench_usage_import
 	$(PY) -m tests.benchmarks.bench_alerts
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	$(if $(filter 0,$(LOCAL_NETNS)),,$(PY) -m scripts.netns --) $(PY) -m tests.benchmarks.bench_playground
 
 ## make lint: ruff, and the layout's import rules (import-linter contracts in pyproject.toml).
 lint: deps

@@ -60,6 +60,7 @@ from dialogs.alert_settings import FORM as ALERT_SETTINGS_FORM
 from dialogs.alert_settings import AlertSettingsDialog
 from dialogs.auto_recharge import CONFIRM as AUTO_RECHARGE_CONFIRM
 from dialogs.auto_recharge import AutoRechargeDialog
+from dialogs.channels import TeamRoster
 from dialogs.commands import Command, CommandParser
 from dialogs.language import LanguageDialog, LanguagePreference
 from dialogs.licences import LicencesDialog
@@ -316,6 +317,7 @@ def build_services(
         cards=shared.cards,
         main_dialog=_main_dialog(shared, conversation_state, language),
         conversations=shared.stores.conversations,
+        roster=TeamRoster(shared.stores.conversations),
     )
     adapter = AdapterWithErrorHandler(
         settings, conversation_state, shared.localizer, lost_races=(StateConflictError,)
@@ -419,6 +421,7 @@ def _main_dialog(
         download_hosts=settings.usage_download_hosts,
         advisor=shared.advisor,
     )
+    roster = TeamRoster(stores.conversations)
     alert_settings = AlertSettingsDialog(
         credits.accounts,
         credits.repository,
@@ -441,9 +444,9 @@ def _main_dialog(
         replies={
             Command.STATUS: StatusReply(credits.accounts, cards, shared.advisor),
             Command.USAGE: usage,
-            Command.ALERTS_HERE: AlertsHere(stores.conversations),
-            Command.STOP_ALERTS_HERE: AlertsHere(stores.conversations),
-            Command.ALERT_HISTORY: AlertHistory(stores.alerts, cards),
+            Command.ALERTS_HERE: AlertsHere(stores.conversations, roster),
+            Command.STOP_ALERTS_HERE: AlertsHere(stores.conversations, roster),
+            Command.ALERT_HISTORY: AlertHistory(stores.alerts, stores.conversations, cards),
             Command.UPDATE_PAYMENT_METHOD: UpdatePaymentMethod(
                 credits.accounts, stores.checkout_cards, cards
             ),

@@ -12,12 +12,14 @@ from botbuilder.core import (
 )
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import ChannelAccount
+from botbuilder.schema.teams import ChannelInfo, TeamInfo
 
 from cards import CardRenderer
 from credits.conversations import Conversations
+from dialogs.channels import TeamRoster, place_of, reference_of
 from dialogs.language import LanguagePreference
 from dialogs.main_dialog import MainDialog
-from dialogs.turn import conversation_kind, set_translator, tenant_id_of, translator_of
+from dialogs.turn import set_translator, tenant_id_of, translator_of
 from locales import Localizer
 
 logger = logging.getLogger(__name__)
@@ -25,6 +27,8 @@ logger = logging.getLogger(__name__)
 # Commands are a few words; anything this long is a paste or an attack, and is not parsed.
 MAX_TEXT_CHARS = 2000
 REFERENCE_FINGERPRINT = "ReferenceFingerprint"
+# Conversation updates that rename what the bot shows by name (TeamsActivityHandler's hooks).
+RENAMES = frozenset({"channelRenamed", "teamRenamed"})
 
 
 class CreditsBot(TeamsActivityHandler):
@@ -38,6 +42,7 @@ class CreditsBot(TeamsActivityHandler):
         cards: CardRenderer,
         main_dialog: MainDialog,
         conversations: Conversations,
+        roster: TeamRoster,
     ) -> None:
         self._conversation_state = conversation_state
         self._user_state = user_state
@@ -46,6 +51,7 @@ class CreditsBot(TeamsActivityHandler):
         self._cards = cards
         self._main_dialog = main_dialog
         self._conversations = conversations
+        self._roster = roster
         self._fingerprint = conversation_state.create_property(REFERENCE_FINGERPRINT)
 
     async def on_turn(self, turn_context: TurnContext) -> None:
@@ -71,8 +77,14 @@ class CreditsBot(TeamsActivityHandler):
             await turn_context.send_activity(t("error.no_tenant"))
             return
         if activity.text and len(activity.text) > MAX_TEXT_CHARS:
+            length = len(activity.text)
             await turn_context.send_activity(
-                t("error.too_long", length=t.number(len(activity.text)), limit=MAX_TEXT_CHARS)
+                t.ngettext(
+                    "error.too_long",
+                    length,
+                    length=t.number(length),
+                    limit=t.number(MAX_TEXT_CHARS),
+                )
             )
             return
         if activity.text:
@@ -92,6 +104,36 @@ class CreditsBot(TeamsActivityHandler):
             await self._installed(turn_context)
         elif any(member.id == bot_id for member in activity.members_removed or []):
             await self._uninstalled(turn_context)
+        elif _event_type(activity) in RENAMES:
+            # TeamsActivityHandler reads the renamed team or channel and calls the hooks below.
+            await super().on_conversation_update_activity(turn_context)
+
+    async def on_teams_channel_renamed(
+        self, channel_info: ChannelInfo, team_info: TeamInfo, turn_context: TurnContext
+    ) -> None:
+        await self._renamed(turn_context, team_info, channel_info)
+
+    async def on_teams_team_renamed(self, team_info: TeamInfo, turn_context: TurnContext) -> None:
+        await self._renamed(turn_context, team_info, None)
+
+    async def _renamed(
+        self, turn_context: TurnContext, team: TeamInfo | None, channel: ChannelInfo | None
+    ) -> None:
+        """A team or channel got a new name: the event says which; the roster says the rest
+        (a rename while the bot was away, a team renamed with the channel event)."""
+        tenant_id = tenant_id_of(turn_context.activity)
+        team_id = getattr(team, "id", None) or ""
+        if tenant_id is None or not team_id:
+            return
+        channel_id, channel_name = getattr(channel, "id", None), getattr(channel, "name", None)
+        await self._conversations.set_names(
+            tenant_id,
+            team_id,
+            getattr(team, "name", None) or "",
+            {channel_id: channel_name} if channel_id and channel_name else {},
+        )
+        await self._roster.refresh(turn_context, tenant_id, team_id)
+        logger.info("names of team %s refreshed after a rename, tenant %s", team_id, tenant_id)
 
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
         await self._installed(turn_context)
@@ -105,22 +147,28 @@ class CreditsBot(TeamsActivityHandler):
         if tenant_id is None:
             logger.warning("installation without a tenant id, activity %s", activity.id)
             return
+        place = place_of(activity)
         is_new = await self._conversations.upsert(
             tenant_id=tenant_id,
-            conversation_id=activity.conversation.id,
-            reference=TurnContext.get_conversation_reference(activity).serialize(),
-            kind=conversation_kind(activity),
+            conversation_id=place.conversation_id,
+            reference=reference_of(activity, place),
+            kind=place.kind,
             locale=activity.locale or "",
             user_aad_object_id=_aad_object_id(activity.from_property),
+            team_id=place.team_id,
+            team_name=place.team_name,
+            channel_name=place.channel_name,
         )
         await self._fingerprint.set(turn_context, _fingerprint(activity))
-        logger.info(
-            "installed in %s conversation, tenant %s", conversation_kind(activity), tenant_id
-        )
+        logger.info("installed in %s conversation, tenant %s", place.kind, tenant_id)
+        if is_new and place.team_id:
+            # Added to a team (Teams announces it twice: read the roster once).
+            await self._roster.refresh(turn_context, tenant_id, place.team_id)
         if is_new:
             t = translator_of(turn_context)
+            channel = place.kind == "channel"
             await turn_context.send_activity(
-                MessageFactory.attachment(self._cards.attachment("welcome", t))
+                MessageFactory.attachment(self._cards.attachment("welcome", t, channel=channel))
             )
 
     async def _uninstalled(self, turn_context: TurnContext) -> None:
@@ -128,7 +176,7 @@ class CreditsBot(TeamsActivityHandler):
         tenant_id = tenant_id_of(activity)
         if tenant_id is None:
             return
-        await self._conversations.deactivate(tenant_id, activity.conversation.id)
+        await self._conversations.deactivate(tenant_id, place_of(activity).conversation_id)
         logger.info("uninstalled from conversation, tenant %s", tenant_id)
 
     async def _refresh_reference(self, turn_context: TurnContext, tenant_id: str) -> None:
@@ -138,7 +186,8 @@ class CreditsBot(TeamsActivityHandler):
         unchanged reference costs no storage round trip.
         """
         activity = turn_context.activity
-        kind = conversation_kind(activity)
+        place = place_of(activity)
+        kind = place.kind
         locale = activity.locale or ""
         if kind == "personal":
             # Alerts to a person speak the language they chose with `language`, if any.
@@ -148,17 +197,25 @@ class CreditsBot(TeamsActivityHandler):
             return
         await self._conversations.upsert(
             tenant_id=tenant_id,
-            conversation_id=activity.conversation.id,
-            reference=TurnContext.get_conversation_reference(activity).serialize(),
+            conversation_id=place.conversation_id,
+            reference=reference_of(activity, place),
             kind=kind,
             locale=locale,
             user_aad_object_id=_aad_object_id(activity.from_property),
+            team_id=place.team_id,
+            team_name=place.team_name,
+            channel_name=place.channel_name,
         )
         await self._fingerprint.set(turn_context, fingerprint)
 
 
 def _fingerprint(activity) -> str:
     return f"{activity.service_url}|{activity.locale or ''}"
+
+
+def _event_type(activity) -> str:
+    data = activity.channel_data
+    return str(data.get("eventType") or "") if isinstance(data, dict) else ""
 
 
 def _aad_object_id(account: ChannelAccount | None) -> str:

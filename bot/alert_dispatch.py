@@ -10,8 +10,10 @@ A pass over a tenant (`dispatch`) has two steps, each safe to repeat after a cra
    outcome means the sender died while the message was on its way: Bot Framework's create is
    not idempotent and a bot cannot read a Teams chat back, so the message may well have
    arrived, and it is marked `unconfirmed` in the history rather than sent a second time.
-   A balance alert is checked against the balance right before it is sent: one no longer
-   true (funds came in since) is not sent and is marked `superseded`.
+   Every alert about a state is checked against the account right before it is sent: one no
+   longer true (funds came in, a later recharge succeeded, auto-recharge is back on, the
+   expiring funds were used up) is not sent and is marked `superseded`
+   (`credits.alerts.superseded` says which are true).
 
 Two triggers run passes: a money change wakes its tenant at once (`wake`), and a leased sweep
 job wakes every tenant now and then, which finds what a crash left behind. Tenants are
@@ -38,6 +40,7 @@ from bot.rate_limits import TeamsRateLimits
 from cards.alert_cards import AlertCards
 from credits.alerts import (
     BACKOFF_BASE,
+    STATEFUL_KINDS,
     AlertPreferences,
     AlertStore,
     Delivery,
@@ -47,7 +50,7 @@ from credits.alerts import (
     superseded,
 )
 from credits.conversations import Conversations, StoredConversation
-from credits.model import Account, EventKind, MethodKind, OutboxEvent
+from credits.model import Account, EventKind, Lot, MethodKind, OutboxEvent
 from credits.repository import Versioned
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,8 @@ class EventSource(Protocol):
     async def mark_fanned_out(self, tenant_id: str, event_id: str) -> None: ...
 
     async def get_account(self, tenant_id: str) -> Versioned[Account] | None: ...
+
+    async def list_lots(self, tenant_id: str) -> list[Lot]: ...
 
 
 class Sender(Protocol):
@@ -347,13 +352,11 @@ class AlertDispatcher:
                 )
                 continue
             await self._limits.acquire(tenant_id, delivery.conversation_id)
-            balance = await self._balance_if_superseded(tenant_id, delivery)
-            if balance is not None:
+            why = await self._no_longer_true(tenant_id, delivery)
+            if why:
                 await self._record(
                     current,
-                    delivery.ended(
-                        DeliveryState.SUPERSEDED, self._clock(), f"balance {balance} at send time"
-                    ),
+                    delivery.ended(DeliveryState.SUPERSEDED, self._clock(), f"{why} at send time"),
                     report,
                 )
                 continue
@@ -400,19 +403,22 @@ class AlertDispatcher:
             # Rejected: the same message would be refused again.
             await self._record(claimed, sent.ended(DeliveryState.DEAD, now, result.error), report)
 
-    async def _balance_if_superseded(self, tenant_id: str, delivery: Delivery) -> int | None:
-        """The balance now, when it makes this balance alert untrue; else None.
+    async def _no_longer_true(self, tenant_id: str, delivery: Delivery) -> str:
+        """Why this alert is no longer true of the account ("" while it is).
 
         Read right before the send, not at fan-out: between the commit that raised the alert
-        and its turn to go out, a purchase or a recharge may have lifted the balance again.
+        and its turn to go out, a purchase or a recharge may have lifted the balance, a retry
+        may have recharged, an admin may have switched auto-recharge back on.
         """
-        if delivery.kind not in (EventKind.BALANCE_LOW, EventKind.BALANCE_ZERO):
-            return None
+        if delivery.kind not in STATEFUL_KINDS:
+            return ""
         current = await self._events.get_account(tenant_id)
         if current is None:
-            return None
-        balance = current.value.balance_minor
-        return balance if superseded(delivery.kind, delivery.data, balance) else None
+            return ""
+        lots = None
+        if delivery.kind == EventKind.FUNDS_EXPIRING:
+            lots = await self._events.list_lots(tenant_id)
+        return superseded(delivery.kind, delivery.data, current.value, lots)
 
     async def _claim(self, current: Versioned[Delivery], into: list[Versioned[Delivery]]) -> bool:
         try:

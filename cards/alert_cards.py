@@ -94,7 +94,8 @@ def _balance_low(body: _Body) -> None:
         )
     )
     if isinstance(data.get("runway_days"), int):
-        body.fact(t("status.runway"), t("usage.runway_days", days=t.number(data["runway_days"])))
+        days = data["runway_days"]
+        body.fact(t("status.runway"), t.ngettext("usage.runway_days", days, days=t.number(days)))
     body.actions.append(("add_funds", t("menu.add_funds")))
     if not data.get("auto_recharge"):
         body.actions.append(("auto_recharge", t("alert.action.turn_on_auto_recharge")))
@@ -118,6 +119,9 @@ def _recharge_succeeded(body: _Body) -> None:
 def _recharge_failed(body: _Body) -> None:
     t, data = body.t, body.data
     body.lines.append(_reason(t, str(data.get("reason") or "")))
+    if isinstance(data.get("balance_minor"), int):
+        # The crossing that caused this recharge raised no low-balance alert: say it here.
+        body.fact(t("alert.fact.balance"), body.money("balance_minor"))
     attempt = t.number(int(data.get("attempt") or 1))
     body.fact(
         t("alert.fact.attempt"),
@@ -208,7 +212,7 @@ def _method(t: Translator, data: dict[str, Any]) -> str:
     if data.get("method_last4"):
         return t(
             "add_funds.method_saved",
-            brand=str(data.get("method_brand") or ""),
+            brand=t.card_brand(str(data.get("method_brand") or "")),
             last4=str(data["method_last4"]),
             month=f"{int(data.get('method_month') or 0):02d}",
             year=str(data.get("method_year") or ""),

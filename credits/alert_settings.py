@@ -1,16 +1,19 @@
 """An admin's alert settings: reading the typed low-balance thresholds, and keeping the account's
 thresholds (the union of every admin's) in step with the saved preferences.
 
-Pure rules first (no I/O). Several amounts go in one field, in the admin's locale:
-
-- `;` always separates amounts, and so do the full-width `；` `，` `、` a Chinese keyboard types;
-- a comma followed by a space separates ("500, 100"); a comma between digits belongs to the
-  number, as `parse_amount` reads it ("1,250.50" in English, "12,50" in Portuguese);
-- spaces separate, except where the locale groups thousands with a space (French, Russian):
-  there "1 250,50" is one amount. No-break spaces (as Babel writes groups) never separate.
+Pure rules first (no I/O). Several amounts go in one field, in the admin's locale, separated by
+a semicolon in every language: `;` is neither a decimal nor a grouping symbol in any of the six
+locales, whereas a comma is the grouping symbol in English and Chinese and the decimal symbol in
+Portuguese, Spanish, French and Russian, and a space groups thousands in French and Russian
+("500,100" is five hundred thousand and one hundred in English, 500.1 in French). The full-width
+`；`, `，` and `、` of a Chinese keyboard, and line breaks, separate too: none is part of a number.
 
 Each amount is parsed by `credits.money.parse_amount`; it must be more than zero and at most
-the purchase maximum. The same amount typed twice counts once; at most MAX_THRESHOLDS remain.
+the purchase maximum. An amount with a space inside where the locale does not group with
+spaces ("500 100" in English) is not a number. When an amount is refused and would read as
+several amounts split at its commas or spaces, the problem is the separator, so the admin is
+told to use `;` rather than that "500,100" is too large. The same amount typed twice counts
+once; at most MAX_THRESHOLDS remain.
 
 Problems are codes, not text: the dialog turns them into messages.
 """
@@ -22,11 +25,11 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from babel.numbers import get_group_symbol
+from babel.numbers import get_decimal_symbol, get_group_symbol
 
 from credits.alerts import AlertPreferences, account_thresholds
 from credits.model import Account
-from credits.money import AmountProblem, InvalidAmount, Money, parse_amount
+from credits.money import AmountProblem, InvalidAmount, Money, currency_exponent, parse_amount
 from credits.repository import ConcurrencyConflict, CreditsRepository
 
 logger = logging.getLogger(__name__)
@@ -34,52 +37,32 @@ logger = logging.getLogger(__name__)
 MAX_THRESHOLDS = 5
 SAVE_ATTEMPTS = 10
 
-# Problem codes: `amount.<problem>` from parse_amount, and these two.
+# Problem codes: `amount.<problem>` from parse_amount, and these three.
 TOO_MANY = "too_many"
 ABOVE_MAXIMUM = "trigger.above_maximum"
+SEPARATOR = "separator"
 
-_ALWAYS = re.compile(r"[;\uff1b\uff0c\u3001]|,(?=[ \t\r\n\u3000]|$)")
-_SPACES = re.compile(r"[ \t\r\n\u3000]+")
+SEPARATORS = re.compile(r"[;\uff1b\uff0c\u3001\r\n]")
 _SPACE_GROUPS = ("\u00a0", "\u202f", " ")
-_SIGNS = ("-", "\u2212", "+")
+_ANY_SPACE = "[ \t\u3000\u00a0\u202f]"
+# A space between two parts of a number: "500 100", "12,50 100", "500, 100".
+_SPACED_NUMBER = re.compile(rf"[\d.,]{_ANY_SPACE}+[\d.,]")
+# A thousands group after a space, where the locale groups with spaces: "1 250,50".
+_SPACE_GROUP = re.compile(rf"(?<=\d){_ANY_SPACE}(?=\d{{3}}(?!\d))")
+_LIST_PARTS = re.compile(rf"(?:,|{_ANY_SPACE})+")
 
 
 @dataclass(frozen=True)
 class ThresholdProblem:
     code: str
-    """`amount.<problem>`, `trigger.above_maximum` or `too_many`."""
+    """`amount.<problem>`, `trigger.above_maximum`, `separator` or `too_many`."""
     amount: str = ""
     """The typed amount it is about ("" when it is about the whole field)."""
 
 
-def split_amounts(text: str, locale: str) -> list[str]:
+def split_amounts(text: str) -> list[str]:
     """The amounts typed in one field, as text, in the order typed."""
-    spaced = _groups_with_spaces(locale)
-    amounts: list[str] = []
-    for piece in _ALWAYS.split(text):
-        piece = piece.strip()
-        if not piece:
-            continue
-        if spaced:
-            # One amount may be "1 250,50": digits in groups of three after a space bind.
-            amounts += re.findall(
-                r"[-\u2212+]?\d{1,3}(?:[ \u3000]\d{3})+(?:[.,]\d+)?(?![^\s])|[^ \t\r\n\u3000]+",
-                piece,
-            )
-        else:
-            amounts += [a for a in _SPACES.split(piece) if a]
-    return _signs_attached(amounts)
-
-
-def _signs_attached(amounts: list[str]) -> list[str]:
-    """A sign typed apart ("- 500") joins its amount, so that it is refused as negative."""
-    joined: list[str] = []
-    for amount in amounts:
-        if joined and joined[-1] in _SIGNS:
-            joined[-1] += amount
-        else:
-            joined.append(amount)
-    return joined
+    return [piece.strip() for piece in SEPARATORS.split(text) if piece.strip()]
 
 
 def parse_thresholds(
@@ -90,23 +73,55 @@ def parse_thresholds(
     Empty text is no thresholds: the account's default applies.
     """
     found: set[int] = set()
-    for typed in split_amounts(text, locale):
+    for typed in split_amounts(text):
         try:
-            amount = parse_amount(typed, currency, locale)
+            amount = _amount(typed, currency, locale, maximum)
         except InvalidAmount as invalid:
             if invalid.problem == AmountProblem.EMPTY:
-                continue  # a currency symbol on its own ("US$ 500"): nothing to read
+                continue  # a currency symbol on its own ("US$"): nothing to read
+            if _reads_as_a_list(typed, currency, locale, maximum):
+                return ThresholdProblem(SEPARATOR, typed), ()
+            if invalid.problem == AmountProblem.ABOVE_MAXIMUM:
+                return ThresholdProblem(ABOVE_MAXIMUM, typed), ()
             return ThresholdProblem(f"amount.{invalid.problem.value}", typed), ()
-        if amount > maximum:
-            return ThresholdProblem(ABOVE_MAXIMUM, typed), ()
         found.add(amount.minor)
     if len(found) > MAX_THRESHOLDS:
         return ThresholdProblem(TOO_MANY), ()
     return None, tuple(sorted(found, reverse=True))
 
 
+def _amount(typed: str, currency: str, locale: str, maximum: Money) -> Money:
+    """One typed amount; a space inside it must be the locale's thousands separator, and no
+    more digits may follow the decimal symbol than the currency has ("500,100" in Portuguese
+    would otherwise be $500.10)."""
+    spaced = _SPACE_GROUP.sub("", typed) if _groups_with_spaces(locale) else typed
+    if _SPACED_NUMBER.search(spaced):
+        raise InvalidAmount(AmountProblem.NOT_A_NUMBER)
+    fraction = re.search(rf"{re.escape(_decimal_symbol(locale))}(\d+)\D*$", typed)
+    if fraction and len(fraction.group(1)) > currency_exponent(currency):
+        raise InvalidAmount(AmountProblem.TOO_MANY_DECIMALS)
+    return parse_amount(typed, currency, locale, maximum=maximum)
+
+
+def _reads_as_a_list(typed: str, currency: str, locale: str, maximum: Money) -> bool:
+    """Whether a refused amount is several good ones split at commas or spaces ("500,100")."""
+    parts = [part for part in _LIST_PARTS.split(typed) if part]
+    if len(parts) < 2:
+        return False
+    try:
+        for part in parts:
+            parse_amount(part, currency, locale, maximum=maximum)
+    except InvalidAmount:
+        return False
+    return True
+
+
 def _groups_with_spaces(locale: str) -> bool:
     return get_group_symbol(locale.replace("-", "_")) in _SPACE_GROUPS
+
+
+def _decimal_symbol(locale: str) -> str:
+    return get_decimal_symbol(locale.replace("-", "_"))
 
 
 # --- saving ---------------------------------------------------------------------------------

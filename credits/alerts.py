@@ -8,11 +8,14 @@ creates nothing new, and its state records what happened to the message:
        ^                  │──> pending (429/5xx: later, with back-off)   ──> dead (attempts spent)
        └──────────────────┘──> gone (403/404: the bot was removed)
        │                  └──> unconfirmed (the sender crashed mid-send: not sent again)
-       └──> superseded (about the balance, and no longer true when its turn came: not sent)
+       └──> superseded (no longer true when its turn came: not sent)
 
 Who hears a balance alert is decided from the event as it was raised (its threshold, and
-whether that was the account's default then); whether it is still worth sending, from the
-balance at the moment it is sent.
+whether that was the account's default then); whether any alert is still worth sending, from
+the account at the moment it is sent (`superseded`): a balance back above the threshold, a
+failed recharge whose crossing a later recharge settled, auto-recharge switched back on, funds
+about to expire that were used up. What happened (a recharge that succeeded, funds that expired)
+stays true and is always sent.
 
 No I/O here: the dispatcher in `bot/alert_dispatch.py` drives these through the `AlertStore`
 port (`storage/alerts.py` keeps them in Azure Tables).
@@ -28,7 +31,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from credits.model import Account, EventKind, OutboxEvent
+from credits.model import Account, EventKind, Lot, OutboxEvent
 from credits.repository import Versioned
 
 # Teams sends 429 and 5xx; five tries cover minutes of throttling before a message is given up.
@@ -168,15 +171,64 @@ def raised_at_default(event: OutboxEvent, account: Account, chosen: Collection[i
     return threshold in default_thresholds(account) or threshold not in chosen
 
 
-def superseded(kind: EventKind, data: Mapping[str, object], balance_minor: int) -> bool:
-    """A balance alert that is no longer true: the balance is back at or above the threshold
-    it fell below, or above zero again. Other alerts report what happened and stay true."""
+# Alerts about a state that may change before they are sent; the others report what happened.
+STATEFUL_KINDS = frozenset(
+    {
+        EventKind.BALANCE_LOW,
+        EventKind.BALANCE_ZERO,
+        EventKind.RECHARGE_FAILED,
+        EventKind.AUTO_RECHARGE_DISABLED,
+        EventKind.FUNDS_EXPIRING,
+    }
+)
+# In a recharge_failed event's data: the crossing whose recharge failed.
+DUE_KEY = "due_key"
+
+
+def superseded(
+    kind: EventKind,
+    data: Mapping[str, object],
+    account: Account,
+    lots: Sequence[Lot] | None = None,
+) -> str:
+    """Why an alert is no longer true of the account as it is now ("" while it is true).
+
+    - low balance: the balance is back at or above the threshold it fell below;
+    - zero balance: the balance is above zero again;
+    - recharge failed: a later attempt recharged its crossing (auto-recharge still on, and the
+      account no longer awaits that crossing's recharge);
+    - auto-recharge disabled: it is on again;
+    - funds expiring: the lot was used up (`lots`: the tenant's lots, read for this kind only).
+
+    Events written before their data said which crossing or lot they were about stay true.
+    """
+    balance = account.balance_minor
     if kind == EventKind.BALANCE_LOW:
         threshold = data.get("threshold_minor")
-        return isinstance(threshold, int) and balance_minor >= threshold
-    if kind == EventKind.BALANCE_ZERO:
-        return balance_minor > 0
-    return False
+        if isinstance(threshold, int) and balance >= threshold:
+            return f"balance {balance} at or above the threshold {threshold}"
+    elif kind == EventKind.BALANCE_ZERO:
+        if balance > 0:
+            return f"balance {balance} above zero"
+    elif kind == EventKind.RECHARGE_FAILED:
+        due_key = data.get(DUE_KEY)
+        if (
+            isinstance(due_key, str)
+            and due_key
+            and account.auto_recharge.enabled
+            and account.recharge.due_key != due_key
+        ):
+            return f"the recharge of {due_key} succeeded since"
+    elif kind == EventKind.AUTO_RECHARGE_DISABLED:
+        if account.auto_recharge.enabled:
+            return "auto-recharge is on again"
+    elif kind == EventKind.FUNDS_EXPIRING:
+        lot_id = data.get("lot_id")
+        if isinstance(lot_id, str) and lot_id and lots is not None:
+            lot = next((lot for lot in lots if lot.lot_id == lot_id), None)
+            if lot is None or lot.remaining_minor == 0:
+                return f"lot {lot_id} used up"
+    return ""
 
 
 # The kinds an admin switches on and off (funds_expired goes with funds_expiring).

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from credits import ledger
+from credits.alerts import DUE_KEY
 from credits.model import (
     Account,
     EntryKind,
@@ -136,7 +137,15 @@ class AutoRecharger:
             f"recharge_failed-{key}",
             EventKind.RECHARGE_FAILED,
             now,
-            {"reason": reason, "attempt": attempt, "of": self.max_attempts},
+            {
+                "reason": reason,
+                "attempt": attempt,
+                "of": self.max_attempts,
+                # The crossing announced by this failure (not by a low-balance alert), and the
+                # balance it left: a later success supersedes the failure before it is sent.
+                DUE_KEY: account.recharge.due_key,
+                "balance_minor": account.balance_minor,
+            },
         )
         if attempt >= self.max_attempts:
             updated = replace(

@@ -9,10 +9,17 @@ processor's hosted page (`CheckoutCards`), so a payment completed there is told 
 The reference is kept as Bot Framework serialises a ConversationReference (a JSON object with
 `serviceUrl`, `conversation`, `bot`, `user`, …): the domain stores and returns it untouched, and
 only the Teams edge reads it.
+
+A channel is kept once, under the channel's id (a message in a reply thread carries the channel
+id with `;messageid=…` appended), with the names Teams gives it: the team's and the channel's,
+from the activity's channelData and from the Teams roster, refreshed when the bot is added to a
+team and when a team or channel is renamed. The General channel's id is the team's, and Teams
+may give it no name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -39,10 +46,22 @@ class StoredConversation:
     subscribed: bool = False
     """A channel where an admin typed "alerts here": it receives every alert."""
     subscribed_by: str = ""
+    team_id: str = ""
+    """A channel's team (its General channel has the same id)."""
+    team_name: str = ""
+    channel_name: str = ""
+    """"" when Teams gave none: always so for the General channel."""
+
+    @property
+    def is_general(self) -> bool:
+        return self.kind == "channel" and self.conversation_id == self.team_id
 
     @property
     def name(self) -> str:
-        """Who the conversation is, as history shows it: the person's or the channel's name."""
+        """Who the conversation is, as history records it: the person's name, a channel's team
+        and channel names, a group chat's topic ("" when unknown)."""
+        if self.kind == "channel" and (self.team_name or self.channel_name):
+            return " › ".join(name for name in (self.team_name, self.channel_name) if name)
         part = self.reference.get("user" if self.kind == "personal" else "conversation")
         return str(part.get("name") or "") if isinstance(part, dict) else ""
 
@@ -58,9 +77,13 @@ class Conversations(Protocol):
         locale: str,
         user_aad_object_id: str = "",
         active: bool = True,
+        team_id: str = "",
+        team_name: str = "",
+        channel_name: str = "",
     ) -> bool:
         """Store or refresh a conversation; True when it was new or had been inactive (the
-        caller welcomes the admin then). Raises ConversationConflict."""
+        caller welcomes the admin then). An empty name keeps the one stored: Teams names a team
+        or channel in some activities only. Raises ConversationConflict."""
 
     async def deactivate(self, tenant_id: str, conversation_id: str) -> None: ...
 
@@ -72,6 +95,12 @@ class Conversations(Protocol):
         """Subscribe a stored conversation to alerts (or not); False when it is not stored."""
 
     async def list_active(self, tenant_id: str) -> list[StoredConversation]: ...
+
+    async def set_names(
+        self, tenant_id: str, team_id: str, team_name: str, channel_names: Mapping[str, str]
+    ) -> int:
+        """Record a team's name, and its channels' (by channel id), on every stored channel of
+        that team; empty names change nothing. The number of conversations updated."""
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,8 @@ class ExpiryJob:
                         "amount_minor": lot.remaining_minor,
                         "expires_at": lot.expires_at.isoformat(),
                         "days": days,
+                        # Used up before the warning is sent, the warning is not sent.
+                        "lot_id": lot.lot_id,
                     },
                 )
                 if await self._repo.insert_event(tenant_id, event):

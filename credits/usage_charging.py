@@ -228,8 +228,14 @@ def plan_debit(
         started = getattr(row, "start", None)
         markers.append(UsageMarker(row.usage_id, amount, charge, source, at, started))
     touched = {entry.lot_id for entry in entries}
-    events = _balance_events(account, before, current.balance_minor, current.ledger_seq, at)
-    current = plan_recharge_due(current, account)
+    recharging = plan_recharge_due(current, account)
+    if recharging.recharge.due_key != current.recharge.due_key:
+        # This crossing starts a recharge: its success or failure is the news, not a low (or
+        # zero) balance that the recharge is about to lift.
+        events = []
+    else:
+        events = _balance_events(account, before, current.balance_minor, current.ledger_seq, at)
+    current = recharging
     change = ledger.Change(current, tuple(lots_by_id[lot_id] for lot_id in touched), tuple(entries))
     return DebitPlan(
         change=change,

@@ -17,6 +17,7 @@ from typing import BinaryIO, Protocol
 
 from credits.accounts import AccountService
 from credits.auto_recharge import AutoRecharger
+from credits.model import Account
 from credits.usage import ParseReport, SkipReason, UsageRow, iter_graph_rows
 from credits.usage_charging import ChargeReport, UsageCharger
 from credits.usage_export import iter_export_rows
@@ -39,15 +40,25 @@ class ImportReport:
     balance_after_minor: int = 0
     currency: str = ""
     recharge: str = "none"
+    """The auto-recharge engine's answer after the import; `due` when the import runs without
+    the engine (the operator's command line) and left a recharge for the service to place."""
 
 
 Progress = Callable[[int], None]
 
 
+class Accounts(Protocol):
+    """What an import needs of the accounts (credits.accounts.AccountService has it)."""
+
+    async def get_or_create(self, tenant_id: str) -> Account: ...
+
+
 class UsageImporter:
     def __init__(
-        self, accounts: AccountService, charger: UsageCharger, recharger: AutoRecharger
+        self, accounts: Accounts, charger: UsageCharger, recharger: AutoRecharger | None
     ) -> None:
+        """Without a `recharger` a recharge the import makes due is left to whoever runs the
+        auto-recharge engine (the service's job, every minute): an import needs no payments."""
         self._accounts = accounts
         self._charger = charger
         self._recharger = recharger
@@ -74,7 +85,7 @@ class UsageImporter:
         charged = await self._charger.charge(
             tenant_id, _chunks(first, rows, parsed, progress), source=origin
         )
-        recharge = await self._recharger.run(tenant_id)
+        recharge = await self._recharge(tenant_id)
         in_file = parsed.skipped.get(SkipReason.DUPLICATE_IN_FILE, 0)
         report = ImportReport(
             rows_read=parsed.rows_read,
@@ -89,7 +100,7 @@ class UsageImporter:
             debited_minor=charged.debited_minor,
             balance_after_minor=charged.balance_after_minor,
             currency=account.currency,
-            recharge=recharge.status,
+            recharge=recharge,
         )
         logger.info(
             "usage import for tenant %s from %s: %d rows read, %d charged, %d already charged",
@@ -100,6 +111,12 @@ class UsageImporter:
             report.already_charged,
         )
         return report
+
+    async def _recharge(self, tenant_id: str) -> str:
+        if self._recharger is not None:
+            return (await self._recharger.run(tenant_id)).status
+        after = await self._accounts.get_or_create(tenant_id)
+        return "due" if after.auto_recharge.enabled and after.recharge.due_key else "none"
 
 
 class PageSource(Protocol):

@@ -37,7 +37,7 @@ from credits.model import Account, MethodKind, Order, OrderStatus, PaymentMethod
 from credits.money import InvalidAmount, Money, currency_exponent, parse_amount
 from credits.orders import OrderOutcome, OrderRejected, OrderService
 from credits.repository import CreditsRepository
-from dialogs.forms import actor_of, is_submit, replace_card, text_of, wait_again
+from dialogs.forms import actor_of, amount_error, is_submit, replace_card, text_of, wait_again
 from dialogs.turn import tenant_id_of, translator_of
 from locales import Translator
 
@@ -256,8 +256,9 @@ class AddFundsDialog(ComponentDialog):
                 maximum=self._maximum(currency),
             )
         except InvalidAmount as invalid:
-            errors["amount"] = t(
-                f"error.amount.{invalid.problem.value}",
+            errors["amount"] = amount_error(
+                t,
+                f"amount.{invalid.problem.value}",
                 minimum=t.minor_money(self._minimum(currency).minor, currency),
                 maximum=t.minor_money(self._maximum(currency).minor, currency),
                 decimals=currency_exponent(currency),
@@ -459,7 +460,7 @@ def _method_from(order: dict[str, Any]) -> PaymentMethod:
 def card_label(t: Translator, card) -> str:
     return t(
         "add_funds.method_saved",
-        brand=card.brand,
+        brand=t.card_brand(card.brand),
         last4=card.last4,
         month=f"{card.expiry_month:02d}",
         year=str(card.expiry_year),

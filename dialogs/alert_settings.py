@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from babel.lists import format_list
-from babel.numbers import format_decimal, get_decimal_symbol
+from babel.numbers import format_decimal
 from botbuilder.core import MessageFactory, TurnContext
 from botbuilder.dialogs import (
     ComponentDialog,
@@ -43,7 +43,8 @@ from credits.conversations import Conversations
 from credits.model import Account
 from credits.money import Money, currency_exponent
 from credits.repository import CreditsRepository
-from dialogs.forms import actor_of, is_submit, replace_card, text_of, wait_again
+from dialogs.channels import display_name
+from dialogs.forms import actor_of, amount_error, is_submit, replace_card, text_of, wait_again
 from dialogs.turn import tenant_id_of, translator_of
 from locales import Translator
 
@@ -183,7 +184,7 @@ class AlertSettingsDialog(ComponentDialog):
         errors: dict[str, str],
     ) -> None:
         currency = account.currency
-        channels = await self._channels(account.tenant_id)
+        channels = await self._channels(t, account.tenant_id)
         shown = channels[:MAX_CHANNELS_SHOWN]
         await turn_context.send_activity(
             MessageFactory.attachment(
@@ -202,15 +203,20 @@ class AlertSettingsDialog(ComponentDialog):
                     currency=currency,
                     thresholds=text_of(values.get(THRESHOLDS))[:THRESHOLDS_MAX_CHARS],
                     max_chars=THRESHOLDS_MAX_CHARS,
-                    help=t(
+                    help=t.ngettext(
                         "alert_settings.thresholds_help",
-                        count=rules.MAX_THRESHOLDS,
+                        rules.MAX_THRESHOLDS,
+                        count=t.number(rules.MAX_THRESHOLDS),
                         maximum=t.minor_money(self._maximum(currency).minor, currency),
                     ),
                     default=_default_text(t, account),
                     channels=shown,
                     more=(
-                        t("alert_settings.channels_more", count=len(channels) - len(shown))
+                        t.ngettext(
+                            "alert_settings.channels_more",
+                            len(channels) - len(shown),
+                            count=t.number(len(channels) - len(shown)),
+                        )
                         if len(channels) > len(shown)
                         else ""
                     ),
@@ -219,20 +225,33 @@ class AlertSettingsDialog(ComponentDialog):
             )
         )
 
-    async def _channels(self, tenant_id: str) -> list[str]:
-        """The channels and group chats subscribed to alerts, by name, in a stable order."""
+    async def _channels(self, t: Translator, tenant_id: str) -> list[str]:
+        """The channels and group chats subscribed to alerts, by name ("Team › Channel"), in a
+        stable order; one Teams never named is shown as "Channel", never by its raw id."""
         names = [
-            c.name or c.conversation_id
+            display_name(t, c)
+            or t(f"alert_history.recipient.{'groupChat' if c.kind == 'groupChat' else 'channel'}")
             for c in await self._conversations.list_active(tenant_id)
             if c.subscribed and c.kind != "personal"
         ]
         return sorted(names, key=str.casefold)
 
     def _error(self, t: Translator, problem: rules.ThresholdProblem, currency: str) -> str:
+        if problem.code == rules.SEPARATOR:
+            return t(
+                "alert_settings.error.amount",
+                amount=problem.amount[:24],
+                problem=t("alert_settings.error.separator"),
+            )
         if problem.code == rules.TOO_MANY:
-            return t("alert_settings.error.too_many", count=rules.MAX_THRESHOLDS)
-        message = t(
-            f"error.{problem.code}",
+            return t.ngettext(
+                "alert_settings.error.too_many",
+                rules.MAX_THRESHOLDS,
+                count=t.number(rules.MAX_THRESHOLDS),
+            )
+        message = amount_error(
+            t,
+            problem.code,
             maximum=t.minor_money(self._maximum(currency).minor, currency),
             decimals=currency_exponent(currency),
         )
@@ -271,9 +290,8 @@ def _values_of(t: Translator, account: Account, preferences: AlertPreferences) -
         name: "true" if kind in preferences.kinds else "false" for kind, name in KIND_FIELDS.items()
     }
     locale = t.language.babel
-    # A comma between amounts reads badly where it is also the decimal separator.
-    separator = "; " if get_decimal_symbol(locale) == "," else ", "
-    values[THRESHOLDS] = separator.join(
+    # The separator the field reads in every language (credits.alert_settings).
+    values[THRESHOLDS] = "; ".join(
         _plain(locale, minor, account.currency) for minor in preferences.thresholds_minor
     )
     return values

@@ -31,7 +31,7 @@ from credits.model import Account, AutoRecharge
 from credits.money import Money, currency_exponent
 from credits.repository import CreditsRepository
 from dialogs.add_funds import _default_method, card_label
-from dialogs.forms import is_submit, replace_card, text_of
+from dialogs.forms import amount_error, is_submit, replace_card, text_of
 from dialogs.turn import tenant_id_of, translator_of
 from locales import Translator
 
@@ -253,8 +253,9 @@ class AutoRechargeDialog(ComponentDialog):
         )
 
     def _error(self, t: Translator, code: str, currency: str) -> str:
-        return t(
-            f"error.{code}",
+        return amount_error(
+            t,
+            code,
             minimum=t.minor_money(self._minimum(currency).minor, currency),
             maximum=t.minor_money(self._maximum(currency).minor, currency),
             decimals=currency_exponent(currency),

@@ -9,6 +9,8 @@ from botbuilder.core import MessageFactory, TurnContext
 from botbuilder.dialogs import Dialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 
+from locales import Translator
+
 logger = logging.getLogger(__name__)
 
 
@@ -51,3 +53,14 @@ def wait_again(step: WaterfallStepContext) -> DialogTurnResult:
     """
     step.active_dialog.state[WaterfallDialog.StepIndex] = step.index - 1
     return Dialog.end_of_turn
+
+
+def amount_error(t: Translator, code: str, *, decimals: int, **limits: str) -> str:
+    """The message of an amount problem (`error.<code>`, such as `amount.zero`), given the
+    currency's decimal places and the field's formatted limits (`minimum`, `maximum`).
+
+    The decimal places are counted, so that message takes the language's plural form.
+    """
+    if code == "amount.too_many_decimals":
+        return t.ngettext("error.amount.too_many_decimals", decimals, decimals=t.number(decimals))
+    return t(f"error.{code}", **limits)

@@ -85,7 +85,13 @@ class LicencesDialog(ComponentDialog):
             view=view,
             filters=FILTERS,
             users=[_choice(t, u) for u in shown],
-            page_text=t("licences.page", page=view["page"] + 1, pages=pages, total=len(users)),
+            page_text=t.ngettext(
+                "licences.page",
+                len(users),
+                page=t.number(view["page"] + 1),
+                pages=t.number(pages),
+                total=t.number(len(users)),
+            ),
             has_previous=view["page"] > 0,
             has_next=view["page"] < pages - 1,
             message=options.get("message") or "",
@@ -156,7 +162,9 @@ class LicencesDialog(ComponentDialog):
             "licences_confirm",
             t,
             nonce=nonce,
-            title=t(f"licences.confirm_{action}", count=len(chosen)),
+            title=t.ngettext(
+                f"licences.confirm_{action}", len(chosen), count=t.number(len(chosen))
+            ),
             who=_names(t, [u.user.display_name for u in chosen]),
             seats_after=t("licences.seats_after", seats=max(seats_after, 0)),
             seats_short=seats_after < 0,
@@ -237,7 +245,10 @@ def _standingtext_of(t: Translator, u: UserLicences) -> str:
 
 def _names(t: Translator, names: list[str]) -> str:
     shown = ", ".join(names[:5])
-    return t("licences.and_more", names=shown, more=len(names) - 5) if len(names) > 5 else shown
+    if len(names) <= 5:
+        return shown
+    more = len(names) - 5
+    return t.ngettext("licences.and_more", more, names=shown, more=t.number(more))
 
 
 def _result_line(t: Translator, r: UserResult) -> dict[str, str]:
@@ -263,7 +274,7 @@ def _summary(t: Translator, results: list[UserResult]) -> str:
         for r in results
         if r.outcome in (Outcome.ASSIGNED, Outcome.ASSIGNED_WITH_PREREQUISITE, Outcome.REMOVED)
     )
-    return t("licences.summary", done=done, total=len(results))
+    return t.ngettext("licences.summary", done, done=t.number(done), total=t.number(len(results)))
 
 
 def _moved(view: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:

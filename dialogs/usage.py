@@ -12,7 +12,8 @@ import ipaddress
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable
-from typing import BinaryIO
+from datetime import date
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -115,7 +116,11 @@ class UsageChat:
                 {"title": t("usage.debited"), "value": money(report.debited_minor)},
                 {"title": t("usage.balance_after"), "value": money(report.balance_after_minor)},
             ],
-            uncovered=t("usage.uncovered", count=report.uncovered) if report.uncovered else "",
+            uncovered=(
+                t.ngettext("usage.uncovered", report.uncovered, count=t.number(report.uncovered))
+                if report.uncovered
+                else ""
+            ),
         )
 
     def _allowed(self, url: str) -> bool:
@@ -156,8 +161,9 @@ def advice_view(t: Translator, advice: Advice | None) -> dict | None:
     legacy = ""
     if advice.legacy_usd is not None and advice.licensed_users is not None:
         initial, trigger = advice.legacy_usd
-        legacy = t(
+        legacy = t.ngettext(
             "usage.legacy",
+            advice.licensed_users,
             users=t.number(advice.licensed_users),
             initial=t.money(initial, "USD"),
             trigger=t.money(trigger, "USD"),
@@ -174,16 +180,33 @@ def advice_view(t: Translator, advice: Advice | None) -> dict | None:
             "usage.advice", recharge=money(r.recharge_minor), trigger=money(r.trigger_minor)
         ),
         "legacy": legacy,
-        # Chart values in the currency's major unit, as exact decimal text (display only).
-        "chart": [
-            {"x": t.date(day), "y": str(Money(amount, advice.currency).to_decimal())}
-            for day, amount in r.series[-30:]
-        ],
+        **chart_view(t, r.series[-30:], advice.currency),
     }
 
 
+def chart_view(t: Translator, series: list[tuple[date, int]], currency: str) -> dict[str, Any]:
+    """The daily-spend chart: a short label under each bar, the dates they span as the axis title.
+
+    Thirty full dates ("Nov 23, 2026") under thirty bars were cut to "N…": each bar shows its day
+    of the month, the first bar and each first of a month their month too (which also keeps the
+    labels distinct when a 30-day window holds two firsts), and the x axis says the range.
+    """
+    points = [
+        {
+            "x": t.day_label(day, with_month=index == 0 or day.day == 1),
+            # In the currency's major unit, as exact decimal text (display only).
+            "y": str(Money(amount, currency).to_decimal()),
+        }
+        for index, (day, amount) in enumerate(series)
+    ]
+    span = t.date_range(series[0][0], series[-1][0]) if series else ""
+    return {"chart": points, "chart_range": span}
+
+
 def runway_text(t: Translator, days: int | None) -> str:
-    return t("usage.runway_days", days=t.number(days)) if days is not None else t("usage.no_spend")
+    if days is None:
+        return t("usage.no_spend")
+    return t.ngettext("usage.runway_days", days, days=t.number(days))
 
 
 class _TooLarge(Exception):

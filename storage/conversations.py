@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +41,9 @@ class ConversationRepository:
         locale: str,
         user_aad_object_id: str = "",
         active: bool = True,
+        team_id: str = "",
+        team_name: str = "",
+        channel_name: str = "",
     ) -> bool:
         """Store or refresh a reference; True when it was new or had been inactive.
 
@@ -58,6 +62,8 @@ class ConversationRepository:
             "UserAadObjectId": user_aad_object_id,
             "Active": active,
             "UpdatedAt": datetime.now(UTC),
+            # Names only when given: the merge below keeps what an earlier activity said.
+            **_names(team_id=team_id, team_name=team_name, channel_name=channel_name),
         }
         for _attempt in range(5):
             try:
@@ -132,6 +138,38 @@ class ConversationRepository:
         )
         return [_to_stored(entity) async for entity in query]
 
+    async def set_names(
+        self, tenant_id: str, team_id: str, team_name: str, channel_names: Mapping[str, str]
+    ) -> int:
+        """Merge the names into each stored channel of the team (a team has a few channels)."""
+        query = self._table.query_entities(
+            "PartitionKey eq @tenant and TeamId eq @team",
+            parameters={"tenant": escape_key(tenant_id), "team": team_id},
+            select=["PartitionKey", "RowKey", "ConversationId"],
+        )
+        updated = 0
+        async for entity in query:
+            names = _names(
+                team_name=team_name, channel_name=channel_names.get(entity["ConversationId"], "")
+            )
+            if not names:
+                continue
+            try:
+                await self._table.update_entity(
+                    {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], **names},
+                    mode=UpdateMode.MERGE,
+                )
+            except ResourceNotFoundError:
+                continue
+            updated += 1
+        return updated
+
+
+def _names(**names: str) -> dict[str, str]:
+    """The non-empty names as entity properties (TeamId, TeamName, ChannelName)."""
+    columns = {"team_id": "TeamId", "team_name": "TeamName", "channel_name": "ChannelName"}
+    return {columns[key]: value for key, value in names.items() if value}
+
 
 def _to_stored(entity: dict) -> StoredConversation:
     return StoredConversation(
@@ -145,6 +183,9 @@ def _to_stored(entity: dict) -> StoredConversation:
         updated_at=entity["UpdatedAt"],
         subscribed=bool(entity.get("Subscribed")),
         subscribed_by=entity.get("SubscribedBy", ""),
+        team_id=entity.get("TeamId", ""),
+        team_name=entity.get("TeamName", ""),
+        channel_name=entity.get("ChannelName", ""),
     )
 
 

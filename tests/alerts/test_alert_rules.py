@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.proactive import Outcome, classify, retry_after
 from credits.alerts import (
+    DUE_KEY,
     MAX_ATTEMPTS,
     AlertPreferences,
     Delivery,
@@ -20,7 +22,7 @@ from credits.alerts import (
     raised_at_default,
     superseded,
 )
-from credits.model import Account, AutoRecharge, EventKind, OutboxEvent
+from credits.model import Account, AutoRecharge, EventKind, Lot, OutboxEvent, RechargeState
 from credits.usage_charging import alert_thresholds
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -80,15 +82,57 @@ def test_an_event_from_before_the_flag_is_judged_sensibly():
     assert raised_at_default(today, account, chosen={1_000})  # today's default counts too
 
 
+def balance(minor: int, **fields) -> Account:
+    return Account("t", "USD", balance_minor=minor, **fields)
+
+
 def test_a_balance_alert_is_superseded_once_no_longer_true():
     low = {"threshold_minor": 20_000, "balance_minor": 11_115}
-    assert not superseded(EventKind.BALANCE_LOW, low, 16_115)  # $161.15 < $200: still true
-    assert superseded(EventKind.BALANCE_LOW, low, 20_000)  # at the threshold: not low any more
-    assert superseded(EventKind.BALANCE_LOW, low, 21_115)
-    assert not superseded(EventKind.BALANCE_ZERO, {}, 0)
-    assert superseded(EventKind.BALANCE_ZERO, {}, 1)
-    for kind in set(EventKind) - {EventKind.BALANCE_LOW, EventKind.BALANCE_ZERO}:
-        assert not superseded(kind, {"balance_minor": 0, "threshold_minor": 0}, 10**9)
+    assert not superseded(EventKind.BALANCE_LOW, low, balance(16_115))  # $161.15 < $200
+    assert superseded(EventKind.BALANCE_LOW, low, balance(20_000))  # at the threshold
+    assert superseded(EventKind.BALANCE_LOW, low, balance(21_115))
+    assert not superseded(EventKind.BALANCE_ZERO, {}, balance(0))
+    assert superseded(EventKind.BALANCE_ZERO, {}, balance(1))
+    # What happened stays true, whatever the account does next.
+    for kind in (EventKind.RECHARGE_SUCCEEDED, EventKind.FUNDS_EXPIRED):
+        assert not superseded(kind, {"balance_minor": 0, "threshold_minor": 0}, balance(10**9))
+
+
+def test_a_failed_recharge_is_superseded_once_its_crossing_was_recharged():
+    failed = {"reason": "card_declined", DUE_KEY: "recharge-7"}
+    on = AutoRecharge(enabled=True, recharge_with_minor=50_000, trigger_minor=20_000)
+    waiting = RechargeState(due_key="recharge-7", attempts=1)
+    assert not superseded(
+        EventKind.RECHARGE_FAILED, failed, balance(0, auto_recharge=on, recharge=waiting)
+    )
+    # The next attempt succeeded: the crossing no longer awaits a recharge.
+    settled = balance(50_000, auto_recharge=on)
+    assert superseded(EventKind.RECHARGE_FAILED, failed, settled)
+    # A later crossing awaits its own recharge: this one was still settled.
+    later = balance(100, auto_recharge=on, recharge=RechargeState(due_key="recharge-9"))
+    assert superseded(EventKind.RECHARGE_FAILED, failed, later)
+    # Switched off after the last attempt: the failure stays true (and is sent).
+    off = replace(on, enabled=False)
+    assert not superseded(EventKind.RECHARGE_FAILED, failed, balance(0, auto_recharge=off))
+    # An event from before failures named their crossing.
+    assert not superseded(EventKind.RECHARGE_FAILED, {"reason": "x"}, settled)
+
+
+def test_auto_recharge_disabled_is_superseded_once_it_is_on_again():
+    on = AutoRecharge(enabled=True, recharge_with_minor=50_000, trigger_minor=20_000)
+    data = {"reason": "expired_card"}
+    assert not superseded(EventKind.AUTO_RECHARGE_DISABLED, data, balance(0))
+    assert superseded(EventKind.AUTO_RECHARGE_DISABLED, data, balance(0, auto_recharge=on))
+
+
+def test_expiring_funds_are_superseded_once_used_up():
+    data = {"amount_minor": 2_000, "lot_id": "lot-1"}
+    at = datetime(2027, 11, 23, tzinfo=UTC)
+    kept = [Lot("lot-1", 10_000, 1, at, at)]
+    used = [Lot("lot-1", 10_000, 0, at, at)]
+    assert not superseded(EventKind.FUNDS_EXPIRING, data, balance(1), kept)
+    assert superseded(EventKind.FUNDS_EXPIRING, data, balance(0), used)
+    assert superseded(EventKind.FUNDS_EXPIRING, data, balance(0), [])
 
 
 def test_backoff_doubles_with_jitter_and_is_capped():

@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from credits.alerts import AlertPreferences, DeliveryState
+from credits.auto_recharge import AutoRecharger
+from credits.expiry import ExpiryJob
 from credits.model import (
     Account,
+    AutoRecharge,
     EventKind,
     MethodKind,
     OrderStatus,
@@ -237,3 +240,175 @@ async def test_an_event_written_before_events_carried_the_default_is_delivered(
     assert {p.conversation_id for p in connector.posted} == set(chats)
     assert len(connector.posted) == 2  # the $200 one, to each admin
     assert report.superseded == 2  # the $20 one: $40 is above it now
+
+
+# --- with auto-recharge on, the recharge is the news ----------------------------------------
+
+
+async def auto_recharge_on(money: Money_, card_number: str = "4242424242424242") -> None:
+    """Auto-recharge of $500 below $200, with a card (a declining one, if asked)."""
+    held = await money.gateway.seed_card(TENANT, card_number)
+    card = SavedCard("card-2", held.reference, held.brand, held.last4, 12, held.expiry_year)
+    current = await money.repo.get_account(TENANT)
+    await money.repo.save_account(
+        current,
+        replace(
+            current.value,
+            cards=(*current.value.cards, card),
+            auto_recharge=AutoRecharge(True, 50_000, 20_000, "card-2"),
+        ),
+    )
+
+
+def recharger(money: Money_, attempts: int = 3) -> AutoRecharger:
+    backoff = tuple(timedelta(0) for _ in range(attempts))
+    return AutoRecharger(money.repo, money.orders, clock=lambda: datetime.now(UTC), backoff=backoff)
+
+
+async def posted_kinds(harness: Harness) -> dict[EventKind, set[DeliveryState]]:
+    kinds: dict[EventKind, set[DeliveryState]] = {}
+    for row in await harness.alerts.recent(TENANT, 40):
+        kinds.setdefault(row.kind, set()).add(row.state)
+    return kinds
+
+
+@pytest.mark.parametrize("spent", [85_000, 100_000], ids=["below the trigger", "to zero"])
+async def test_a_crossing_that_starts_a_recharge_announces_the_recharge(
+    harness, money, connector, spent
+):
+    """The issue: usage crossed the trigger, and "balance is low" went out while the recharge
+    had already lifted the balance. The crossing now announces the recharge only."""
+    chats = await admins(harness)
+    await money.add_funds(100_000)
+    await auto_recharge_on(money)
+    await money.use(spent)  # $1,000 → $150 (or $0): below the $200 trigger
+
+    assert (await recharger(money).run(TENANT)).status == "succeeded"
+    report = await harness.dispatcher().dispatch(TENANT)
+
+    assert report.delivered == 2
+    assert posted_titles(connector) == [
+        (chats[0], EN("alert.recharge_succeeded.title")),
+        (
+            chats[1],
+            Localizer.from_directory().translator("fr-FR")("alert.recharge_succeeded.title"),
+        ),
+    ]
+    assert await posted_kinds(harness) == {EventKind.RECHARGE_SUCCEEDED: {DeliveryState.DELIVERED}}
+
+
+async def test_a_crossing_whose_recharge_fails_announces_the_failure_with_the_balance(
+    harness, money, connector
+):
+    [chat, _] = await admins(harness)
+    await money.add_funds(100_000)
+    await auto_recharge_on(money, "4000000000000002")  # declined
+    await money.use(85_000)  # $150
+
+    assert (await recharger(money).run(TENANT)).status == "failed"
+    await harness.dispatcher().dispatch(TENANT)
+
+    assert await posted_kinds(harness) == {EventKind.RECHARGE_FAILED: {DeliveryState.DELIVERED}}
+    [card] = [
+        a["content"]
+        for p in connector.posted
+        if p.conversation_id == chat
+        for a in p.activity["attachments"]
+    ]
+    texts = card_texts(card)
+    assert texts[0] == EN("alert.recharge_failed.title")
+    # No low-balance alert told the balance: the failure does.
+    assert texts[texts.index(EN("alert.fact.balance")) + 1] == "$150.00"
+
+
+async def test_a_failure_that_a_later_recharge_settled_is_not_sent(harness, money, connector):
+    """Between the commit of a failed attempt and its send, the next attempt (another card)
+    recharged: the failure is superseded, the success goes out."""
+    await admins(harness)
+    await money.add_funds(100_000)
+    await auto_recharge_on(money, "4000000000000002")
+    await money.use(85_000)
+    assert (await recharger(money).run(TENANT)).status == "failed"
+    current = await money.repo.get_account(TENANT)
+    await money.repo.save_account(
+        current,
+        replace(
+            current.value, auto_recharge=replace(current.value.auto_recharge, method_id="card-1")
+        ),
+    )
+    assert (await recharger(money).run(TENANT)).status == "succeeded"
+
+    report = await harness.dispatcher().dispatch(TENANT)
+
+    assert (report.delivered, report.superseded) == (2, 2)
+    assert {p.activity["summary"] for p in connector.posted if p.conversation_id == "a:one"} == {
+        EN("alert.recharge_succeeded.title")
+    }
+    kinds = await posted_kinds(harness)
+    assert kinds[EventKind.RECHARGE_FAILED] == {DeliveryState.SUPERSEDED}
+    for locale in LOCALES:
+        t = Localizer.from_directory().translator(locale)
+        failed = [
+            r
+            for r in await harness.alerts.recent(TENANT, 40)
+            if r.kind == EventKind.RECHARGE_FAILED
+        ]
+        [alert] = history_of(t, failed)
+        assert {r["value"] for r in alert["recipients"]} == {
+            t("alert_history.state.superseded_recharged")
+        }
+
+
+async def test_auto_recharge_switched_back_on_supersedes_its_disabled_alert(
+    harness, money, connector
+):
+    await admins(harness)
+    await money.add_funds(100_000)
+    await auto_recharge_on(money, "4000000000000002")
+    await money.use(85_000)
+    assert (await recharger(money, attempts=1).run(TENANT)).status == "disabled"
+    current = await money.repo.get_account(TENANT)
+    assert not current.value.auto_recharge.enabled
+    await money.repo.save_account(  # the admin switches it on again, with the good card
+        current,
+        replace(current.value, auto_recharge=AutoRecharge(True, 50_000, 20_000, "card-1")),
+    )
+
+    report = await harness.dispatcher().dispatch(TENANT)
+
+    assert connector.posted == [] and report.superseded == 4
+    kinds = await posted_kinds(harness)
+    assert kinds == {
+        EventKind.RECHARGE_FAILED: {DeliveryState.SUPERSEDED},
+        EventKind.AUTO_RECHARGE_DISABLED: {DeliveryState.SUPERSEDED},
+    }
+    disabled = [
+        r
+        for r in await harness.alerts.recent(TENANT, 40)
+        if r.kind == EventKind.AUTO_RECHARGE_DISABLED
+    ]
+    [alert] = history_of(EN, disabled)
+    assert {r["value"] for r in alert["recipients"]} == {
+        EN("alert_history.state.superseded_enabled")
+    }
+
+
+async def test_expiring_funds_used_up_before_the_warning_is_sent(harness, money, connector):
+    await admins(harness)
+    await money.add_funds(10_000)
+    [lot] = await money.repo.list_lots(TENANT)
+    soon = lot.expires_at - timedelta(days=5)
+    report = await ExpiryJob(money.repo, clock=lambda: soon).run(TENANT)
+    assert len(report.warnings) == 2  # 30 and 7 days ahead
+    await money.use(10_000)  # spent before the warnings' turn (to zero: that is news)
+
+    dispatched = await harness.dispatcher().dispatch(TENANT)
+
+    assert dispatched.superseded == 4
+    assert EN("alert.funds_expiring.title") not in {p.activity["summary"] for p in connector.posted}
+    rows = await harness.alerts.recent(TENANT, 40)
+    expiring = [r for r in rows if r.kind == EventKind.FUNDS_EXPIRING]
+    assert {r.state for r in expiring} == {DeliveryState.SUPERSEDED}
+    assert {r["value"] for a in history_of(EN, expiring) for r in a["recipients"]} == {
+        EN("alert_history.state.superseded_used")
+    }

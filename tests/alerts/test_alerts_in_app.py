@@ -74,6 +74,8 @@ async def test_a_subscribed_channel_hears_alerts_and_history_shows_them(api, con
     assert connector.texts()[-1] == EN("alerts_here.already")
     await say(api, connector, "alerts here")  # in the personal chat
     assert connector.texts()[-1] == EN("alerts_here.personal")
+    await say(api, connector, "stop alerts here")  # its own answer, not the one above
+    assert connector.texts()[-1] == EN("alerts_here.stop_personal")
 
     await spend(api, 450)
     await wait_for_alert(connector, CHANNEL, "alert.balance_low.title")

@@ -13,7 +13,8 @@ import pytest
 from cards import CardRenderer
 from cards.renderer import MENU_COMMANDS, TEMPLATES_DIR
 from dialogs.commands import Command
-from locales import Localizer
+from locales import LANGUAGES, Localizer
+from tests.fakes.connector import card_texts
 from tests.support.card_samples import samples
 from tests.support.cards_validation import validate_cards
 
@@ -60,6 +61,59 @@ def test_user_text_cannot_break_out_of_a_card():
     assert all(a["type"] == "Action.Submit" for a in card["actions"])
 
 
+def test_the_language_chooser_never_puts_automatic_between_two_languages():
+    for t in L10N.all():
+        card = RENDERER.render("language", t, languages=LANGUAGES, current="English")
+        rows = [
+            [action["data"]["language"] for action in element["actions"]]
+            for element in card["body"]
+            if element["type"] == "ActionSet"
+        ]
+        assert rows == [["en-US", "pt-BR", "es-ES"], ["zh-CN", "ru-RU", "fr-FR"], ["auto"]]
+        assert card_texts(card)[-1] == t("language.automatic")
+
+
+def test_the_welcome_in_a_channel_says_to_mention_the_bot_and_has_no_menu():
+    for t in L10N.all():
+        card = RENDERER.render("welcome", t, channel=True)
+        assert card_texts(card) == [t("welcome.title"), t("welcome.channel_text")]
+        assert t("welcome.text") in card_texts(RENDERER.render("welcome", t))
+
+
 def test_menu_buttons_send_commands_the_bot_understands():
     assert MENU_COMMANDS  # the welcome and menu cards are built from it
     assert set(MENU_COMMANDS) <= {command.value for command in Command}
+
+
+def test_the_recharge_alert_names_the_card_network_as_it_writes_itself():
+    from datetime import UTC, datetime
+
+    from cards.alert_cards import AlertCards
+    from credits.alerts import Delivery
+    from credits.model import EventKind
+
+    t = L10N.translator("en-US")
+    delivery = Delivery(
+        tenant_id="t",
+        event_id="recharge_succeeded-1",
+        kind=EventKind.RECHARGE_SUCCEEDED,
+        event_at=datetime(2026, 11, 23, tzinfo=UTC),
+        data={
+            "amount_minor": 50_000,
+            "balance_minor": 60_000,
+            "currency": "USD",
+            "method_brand": "visa",  # as processors name it
+            "method_last4": "4242",
+            "method_month": 12,
+            "method_year": 2030,
+        },
+        conversation_id="a:1",
+        conversation_kind="personal",
+        locale="en-US",
+    )
+    facts = {
+        f["title"]: f["value"] for f in AlertCards(RENDERER, L10N).content(delivery, t)["facts"]
+    }
+    assert facts[t("alert.fact.method")] == t(
+        "add_funds.method_saved", brand="Visa", last4="4242", month="12", year="2030"
+    )

@@ -123,7 +123,7 @@ async def test_the_form_opens_with_every_kind_on_and_says_what_the_default_is(
         "alert_settings.thresholds_label", currency="USD"
     )
     texts = card_texts(form)
-    assert EN("alert_settings.thresholds_help", count=5, maximum=MAX) in texts
+    assert EN.ngettext("alert_settings.thresholds_help", 5, count=5, maximum=MAX) in texts
     assert EN("alert_settings.default_none", percent=20) in texts  # nothing bought yet
     assert EN("alert_settings.channels_none") in texts
     assert EN("alert_settings.channels_help") in texts
@@ -181,7 +181,8 @@ async def test_the_form_lists_the_channels_subscribed_to_alerts(client, connecto
 
     texts = card_texts(await open_form(Chat(client, connector)))
     listed = [text.removeprefix("• ") for text in texts if text.startswith("• ")]
-    assert listed == ["19:no-name@thread.tacv2", "Billing team", "Finance"]
+    # A channel Teams never named is a "Channel", never its raw id.
+    assert listed == ["Billing team", EN("alert_history.recipient.channel"), "Finance"]
     assert EN("alert_settings.channels_none") not in texts
 
 
@@ -192,7 +193,7 @@ async def test_saving_kinds_and_thresholds(client, connector, stores):
     chat = Chat(client, connector)
     form = await open_form(chat)
     off = {"kind_recharge_succeeded": "false", "kind_funds_expiring": "false"}
-    await save(chat, form, thresholds="500, 100", **off)
+    await save(chat, form, thresholds="500; 100", **off)
     chosen = frozenset(CHOOSABLE_KINDS) - {EventKind.RECHARGE_SUCCEEDED, EventKind.FUNDS_EXPIRING}
     assert await stores.preferences() == AlertPreferences(chosen, (50000, 10000))
     assert (await stores.account()).low_balance_thresholds == (50000, 10000)
@@ -211,7 +212,7 @@ async def test_saving_kinds_and_thresholds(client, connector, stores):
 
     # The form comes back with what was saved.
     again = await open_form(chat)
-    assert values_of(again) == {**EVERY_KIND_ON, **off, "thresholds": "500, 100"}
+    assert values_of(again) == {**EVERY_KIND_ON, **off, "thresholds": "500; 100"}
 
 
 async def test_the_saved_card_replaces_the_form(client, connector, stores):
@@ -233,10 +234,10 @@ async def test_the_saved_card_replaces_the_form(client, connector, stores):
 
 async def test_duplicates_count_once_and_amounts_keep_their_cents(client, connector, stores):
     chat = Chat(client, connector)
-    await save(chat, await open_form(chat), thresholds="100; 1,250.50 100  100, 100;100")
+    await save(chat, await open_form(chat), thresholds="100; 1,250.50;100 ;  100\n100")
     assert (await stores.preferences()).thresholds_minor == (125050, 10000)
     assert (await stores.account()).low_balance_thresholds == (125050, 10000)
-    assert values_of(await open_form(chat))["thresholds"] == "1,250.50, 100"
+    assert values_of(await open_form(chat))["thresholds"] == "1,250.50; 100"
 
 
 async def test_every_alert_off_is_allowed_with_a_warning(client, connector, stores):
@@ -275,7 +276,7 @@ def _problem(typed: str, problem: str) -> str:
     ("typed", "message"),
     [
         ("-500", _problem("-500", EN("error.amount.negative"))),
-        ("500, -100", _problem("-100", EN("error.amount.negative"))),
+        ("500; -100", _problem("-100", EN("error.amount.negative"))),
         ("0", _problem("0", EN("error.amount.zero"))),
         ("100; 0.00", _problem("0.00", EN("error.amount.zero"))),
         ("1e9", _problem("1e9", EN("error.amount.not_a_number"))),
@@ -283,9 +284,16 @@ def _problem(typed: str, problem: str) -> str:
         ("100000.01", _problem("100000.01", EN("error.trigger.above_maximum", maximum=MAX))),
         ("NaN", _problem("NaN", EN("error.amount.not_a_number"))),
         ("Infinity", _problem("Infinity", EN("error.amount.not_a_number"))),
-        ("12.345", _problem("12.345", EN("error.amount.too_many_decimals", decimals=2))),
-        ("five hundred", _problem("five", EN("error.amount.not_a_number"))),
-        ("500, 400, 300, 200, 100, 50", EN("alert_settings.error.too_many", count=5)),
+        (
+            "12.345",
+            _problem("12.345", EN.ngettext("error.amount.too_many_decimals", 2, decimals=2)),
+        ),
+        ("five hundred", _problem("five hundred", EN("error.amount.not_a_number"))),
+        # The issue: a list typed with commas is no longer one number; the message says why.
+        ("500,100", _problem("500,100", EN("alert_settings.error.separator"))),
+        ("500, 100", _problem("500, 100", EN("alert_settings.error.separator"))),
+        ("50 100", _problem("50 100", EN("alert_settings.error.separator"))),
+        ("500; 400; 300; 200; 100; 50", EN.ngettext("alert_settings.error.too_many", 5, count=5)),
     ],
 )
 async def test_bad_thresholds_come_back_at_the_field(client, connector, stores, typed, message):
@@ -361,7 +369,7 @@ async def test_cancel_leaves_the_settings_as_they_were(client, connector, stores
 async def test_every_admins_thresholds_are_raised(client, connector, stores):
     alex = Chat(client, connector)
     megan = OtherAdminChat(client, connector)
-    await save(alex, await open_form(alex), thresholds="500, 100")
+    await save(alex, await open_form(alex), thresholds="500; 100")
     await save(megan, await open_form(megan), thresholds="250; 100", kind_balance_zero="false")
     assert (await stores.account()).low_balance_thresholds == (50000, 25000, 10000)
     # Each admin's own choices are their own.
@@ -369,7 +377,7 @@ async def test_every_admins_thresholds_are_raised(client, connector, stores):
     assert await stores.preferences(OTHER_ADMIN) == AlertPreferences(
         frozenset(CHOOSABLE_KINDS) - {EventKind.BALANCE_ZERO}, (25000, 10000)
     )
-    assert values_of(await open_form(megan))["thresholds"] == "250, 100"
+    assert values_of(await open_form(megan))["thresholds"] == "250; 100"
 
     # Back to the default for Alex: only Megan's remain.
     await save(alex, await open_form(alex), thresholds="")
@@ -401,14 +409,17 @@ async def test_the_flow_in_portuguese(client, connector, stores):
     assert element(form, "thresholds")["label"] == pt(
         "alert_settings.thresholds_label", currency="USD"
     )
-    assert pt("alert_settings.thresholds_help", count=5, maximum="US$\xa0100.000,00") in texts
+    assert (
+        pt.ngettext("alert_settings.thresholds_help", 5, count=5, maximum="US$\xa0100.000,00")
+        in texts
+    )
 
     # Amounts as a Brazilian admin types them; the errors in Portuguese.
-    again = await save(chat, form, thresholds="1.250,50; 12,345")
+    again = await save(chat, form, thresholds="1.250,50; 0,001")
     assert error_at(again, "thresholds") == pt(
         "alert_settings.error.amount",
-        amount="12,345",
-        problem=pt("error.amount.too_many_decimals", decimals=2),
+        amount="0,001",
+        problem=pt.ngettext("error.amount.too_many_decimals", 2, decimals=2),
     )
     saved = await save(chat, again, thresholds="1.250,50; 100")
     assert card_texts(saved)[0] == pt("alert_settings.saved_title")

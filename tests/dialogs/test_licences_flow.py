@@ -72,7 +72,7 @@ async def test_assign_to_three_users_with_a_result_each(client, connector):
         }
     )
     confirm = chat.last_card()
-    assert EN("licences.confirm_assign", count=3) in card_texts(confirm)
+    assert EN.ngettext("licences.confirm_assign", 3, count=3) in card_texts(confirm)
     await chat.submit(
         {**submit_data(confirm, "licences_confirm"), "action": "confirm", "prerequisite": "none"},
         reply_to="activity-9",
@@ -81,7 +81,7 @@ async def test_assign_to_three_users_with_a_result_each(client, connector):
     assert connector.posted[-1].method == "PUT"
     assert EN("licences.outcome.assigned") in result
     assert any(t.startswith(EN("licences.outcome.already_had")) for t in result)
-    assert EN("licences.summary", done=1, total=3) in result
+    assert EN.ngettext("licences.summary", 1, done=1, total=3) in result
     # Repeating the assignment changes nothing and says so.
     await chat.say("licences")
     await chat.submit(

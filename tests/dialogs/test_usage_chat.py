@@ -7,13 +7,15 @@ download link (the `downloadUrl` of a `file.download.info` attachment).
 from __future__ import annotations
 
 import uuid
+from datetime import date, timedelta
 
 import pytest
 from aiohttp import web
 
 from app import create_app
 from bot.settings import Settings
-from locales import Localizer
+from dialogs.usage import chart_view
+from locales import LANGUAGES, Localizer
 from tests.fakes.connector import card_texts
 from tests.support import activities
 from tests.support.chat import Chat, submit_data
@@ -135,3 +137,20 @@ async def test_after_an_import_usage_recommends_funding_and_status_shows_runway(
     await chat.say("status")
     status = card_texts(chat.last_card())
     assert EN("status.runway") in status
+
+
+@pytest.mark.parametrize("tag", [lang.tag for lang in LANGUAGES])
+def test_the_chart_labels_each_bar_with_its_day_and_says_the_range_once(tag):
+    """Full dates under thirty bars were cut to "N…"; a day of the month fits, and the 30 days
+    from 31 January to 1 March keep distinct labels although they hold two firsts."""
+    t = Localizer.from_directory().translator(tag)
+    start = date(2027, 1, 31)
+    series = [(start + timedelta(days=i), 1234) for i in range(30)]
+    view = chart_view(t, series, "USD")
+    labels = [point["x"] for point in view["chart"]]
+    assert len(set(labels)) == 30
+    assert labels[1] == t.day_label(date(2027, 2, 1), with_month=True)
+    assert labels[2] == t.day_label(date(2027, 2, 2))
+    assert all(len(label) <= 3 for i, label in enumerate(labels) if i not in (0, 1, 29))
+    assert view["chart_range"] == t.date_range(date(2027, 1, 31), date(2027, 3, 1))
+    assert {point["y"] for point in view["chart"]} == {"12.34"}

@@ -96,7 +96,7 @@ def test_add_funds_and_assign_a_licence(chat: Chat, localizer: Localizer) -> Non
     listing = chat.wait_for_card(before, en.gettext("licences.title"), 30)
     listing.get_by_role("checkbox").first.check()
     before = chat.press(listing, en.gettext("licences.assign"))
-    confirm = chat.wait_for_card(before, en.gettext("licences.confirm_assign", count=1), 30)
+    confirm = chat.wait_for_card(before, en.ngettext("licences.confirm_assign", 1, count=1), 30)
     chat.press(confirm, en.gettext("licences.confirm"))
     result = chat.wait_for_card(0, en.gettext("licences.result_title"), 30)
     assert plain(en.gettext("licences.outcome.assigned")) in normalize(result.inner_text())

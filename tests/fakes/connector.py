@@ -5,6 +5,14 @@ speaks the part of its v3 REST contract the bot uses: send to a conversation, re
 activity, update an activity. It records every request so tests can assert on what the bot
 posted, in order.
 
+It also serves Teams' roster of a team, the Teams extension of the same service that
+botbuilder's `TeamsInfo.get_team_details` and `get_team_channels` call: `GET /v3/teams/{team}`
+answers the team's details (`id`, `name`, `aadGroupId`, `channelCount`, `memberCount`), and
+`GET /v3/teams/{team}/conversations` its channels (`{"conversations": [{"id", "name"}]}`), where
+the General channel, whose id is the team's, comes without a name as Teams sends it. Tests set
+the teams (`teams`); an unknown team answers 404 (the bot was removed from it), and a team may
+be scripted to answer 403 (`roster_forbidden`).
+
 Faults are scripted per conversation (`fail`): a 429 with Retry-After, a 5xx, a 403 with Teams'
 `BotNotInConversationRoster` error, a 404, or a slow answer, as Teams gives them. Like the real
 service it does not deduplicate: every accepted POST is a new message in the chat, so `posted`
@@ -56,6 +64,15 @@ class Posted:
 
 
 @dataclass
+class Team:
+    """A team as the roster tells it: its name, and its channels by id (the General channel is
+    the team's id, and has no name)."""
+
+    name: str
+    channels: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass
 class FakeConnector:
     posted: list[Posted] = field(default_factory=list)
     rejected: list[Posted] = field(default_factory=list)
@@ -64,6 +81,10 @@ class FakeConnector:
     peak_in_flight: int = 0
     answered: list[str] = field(default_factory=list)
     """Conversation ids in the order their requests were answered."""
+    teams: dict[str, Team] = field(default_factory=dict)
+    roster_forbidden: set[str] = field(default_factory=set)
+    roster_reads: list[str] = field(default_factory=list)
+    """Paths of the roster requests, in order."""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def fail(self, conversation_id: str, *faults: Fault) -> None:
@@ -79,7 +100,48 @@ class FakeConnector:
         app.router.add_put(
             "/v3/conversations/{conversation_id}/activities/{activity_id}", self._send
         )
+        app.router.add_get("/v3/teams/{team_id}", self._team_details)
+        app.router.add_get("/v3/teams/{team_id}/conversations", self._team_channels)
         return app
+
+    def _team(self, request: web.Request) -> Team:
+        self.roster_reads.append(request.path)
+        team_id = request.match_info["team_id"]
+        if team_id in self.roster_forbidden:
+            raise web.HTTPForbidden(
+                text='{"error": {"code": "BotNotInConversationRoster", "message": "fake 403"}}',
+                content_type="application/json",
+            )
+        if team_id not in self.teams:
+            raise web.HTTPNotFound(
+                text='{"error": {"code": "NotFound", "message": "fake 404"}}',
+                content_type="application/json",
+            )
+        return self.teams[team_id]
+
+    async def _team_details(self, request: web.Request) -> web.Response:
+        team = self._team(request)
+        team_id = request.match_info["team_id"]
+        return web.json_response(
+            {
+                "id": team_id,
+                "name": team.name,
+                "aadGroupId": f"group-{team_id}",
+                "channelCount": len(team.channels),
+                "memberCount": 3,
+            }
+        )
+
+    async def _team_channels(self, request: web.Request) -> web.Response:
+        team = self._team(request)
+        return web.json_response(
+            {
+                "conversations": [
+                    {"id": channel_id, **({"name": name} if name else {})}
+                    for channel_id, name in team.channels.items()
+                ]
+            }
+        )
 
     async def _send(self, request: web.Request) -> web.Response:
         self.in_flight += 1

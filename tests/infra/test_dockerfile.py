@@ -8,6 +8,7 @@ HEALTHCHECK command.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -258,11 +259,32 @@ def test_the_image_files_start_the_service_and_pass_the_healthcheck(
             service.stdout.close()
 
 
+async def _service_tables(connection_string: str, prefix: str, tenant: str) -> None:
+    """The service's tables, and a tenant's account, as the running service makes them."""
+    from credits.model import Account
+    from storage.credits_repository import TableCreditsRepository
+    from storage.tables import TableStore
+
+    store = TableStore.from_settings(
+        connection_string=connection_string, account_url="", prefix=prefix
+    )
+    try:
+        await store.create_tables()
+        await TableCreditsRepository(store.table(store.names.credits)).create_account(
+            Account(tenant, "USD")
+        )
+    finally:
+        await store.close()
+
+
 def test_the_operators_usage_import_runs_from_the_image_files(dockerfile, tmp_path, azurite):
     """The README's operator command, `python -m scripts.usage import`, with only the image's
-    files: what it imports is copied."""
+    files (what it imports is copied) and only what an import needs: the tables and their
+    prefix, none of the bot's settings."""
     from tests.support.usage_files import ROWS, export
 
+    prefix = "imgcli" + str(free_port())
+    asyncio.run(_service_tables(azurite.connection_string, prefix, "t-img"))
     image = tmp_path / "image"
     image_tree(dockerfile, image)
     export_file = tmp_path / "PSTN.calls.2026-11-01.csv"
@@ -271,8 +293,7 @@ def test_the_operators_usage_import_runs_from_the_image_files(dockerfile, tmp_pa
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path),
         "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
-        "TABLE_PREFIX": "imgcli" + str(free_port()),
-        "DANGEROUSLY_ALLOW_UNAUTHENTICATED": "true",
+        "TABLE_PREFIX": prefix,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     result = subprocess.run(
@@ -280,4 +301,6 @@ def test_the_operators_usage_import_runs_from_the_image_files(dockerfile, tmp_pa
         cwd=image, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
-    assert json.loads(result.stdout)["rows_read"] == len(ROWS)
+    report = json.loads(result.stdout)
+    assert report["rows_read"] == len(ROWS)
+    assert (report["debited"], report["balance_after"]) == ("0.00 USD", "0.00 USD")

@@ -23,6 +23,7 @@ def message(
     conversation_id: str = "a:personal-chat-1",
     user_id: str = "29:user-1",
     conversation_type: str = "personal",
+    channel_data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     activity: dict[str, Any] = {
         "type": "message",
@@ -34,7 +35,7 @@ def message(
         "conversation": {"id": conversation_id, "conversationType": conversation_type},
         "recipient": {"id": BOT_ID, "name": "Communications Credits"},
         "locale": locale,
-        "channelData": {},
+        "channelData": dict(channel_data or {}),
     }
     if text is not None:
         activity["text"] = text
@@ -92,4 +93,62 @@ def members_added(
         "locale": "en-US",
         "membersRemoved" if removed else "membersAdded": accounts,
         "channelData": {"tenant": {"id": tenant}},
+    }
+
+
+def in_channel(team_id: str, channel_id: str, thread: str | None = None) -> dict[str, Any]:
+    """Where a channel message comes from, as Teams sends it: the conversation id (with
+    `;messageid=` when it is a reply in a thread) and channelData with the team's and channel's
+    ids but no names."""
+    return {
+        "conversation_id": f"{channel_id};messageid={thread}" if thread else channel_id,
+        "conversation_type": "channel",
+        "channel_data": {
+            "teamsTeamId": team_id,
+            "teamsChannelId": channel_id,
+            "team": {"id": team_id},
+            "channel": {"id": channel_id},
+        },
+    }
+
+
+def added_to_team(
+    service_url: str, team_id: str, team_name: str, *, tenant: str = TENANT
+) -> dict[str, Any]:
+    """The bot added to a team: a conversationUpdate in the General channel (whose id is the
+    team's), naming the team but not the channel."""
+    activity = members_added(
+        service_url, tenant=tenant, conversation_id=team_id, conversation_type="channel"
+    )
+    activity["channelData"].update(
+        {"eventType": "teamMemberAdded", "team": {"id": team_id, "name": team_name}}
+    )
+    return activity
+
+
+def renamed(
+    service_url: str,
+    team: dict[str, str],
+    channel: dict[str, str] | None = None,
+    *,
+    tenant: str = TENANT,
+) -> dict[str, Any]:
+    """A channelRenamed (with `channel`) or teamRenamed conversation update."""
+    channel_data: dict[str, Any] = {
+        "eventType": "channelRenamed" if channel else "teamRenamed",
+        "team": team,
+        "tenant": {"id": tenant},
+    }
+    if channel:
+        channel_data["channel"] = channel
+    return {
+        "type": "conversationUpdate",
+        "id": f"act-{next(_ids)}",
+        "serviceUrl": service_url,
+        "channelId": "msteams",
+        "from": {"id": "29:user-1"},
+        "conversation": {"id": team["id"], "conversationType": "channel", "isGroup": True},
+        "recipient": {"id": BOT_ID},
+        "locale": "en-US",
+        "channelData": channel_data,
     }

@@ -29,7 +29,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
     lots = [{"text": f"{money} of $2,000.00", "expires": "expires Nov 23, 2027"} for _ in range(10)]
     recent = [{"date": "Nov 23, 2026", "kind": "Purchase", "amount": "+$500.00"} for _ in range(5)]
     errors = {
-        "amount": t("error.amount.too_many_decimals", decimals=2),
+        "amount": t.ngettext("error.amount.too_many_decimals", 2, decimals=2),
         "method": t("error.method.unknown"),
         "po": t("error.po"),
     }
@@ -56,7 +56,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
         "counts": {"licensed": 3, "eligible": 12, "missing": 9, "no_location": 1, "seats": 22},
         "view": {"filter": "eligible", "query": "", "page": 0},
         "filters": ("eligible", "missing", "licensed", "all"),
-        "page_text": t("licences.page", page=1, pages=2, total=12),
+        "page_text": t.ngettext("licences.page", 12, page=1, pages=2, total=12),
     }
     results = [
         {"name": "Alex Wilber", "text": t("licences.outcome.assigned"), "good": True},
@@ -82,12 +82,18 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "advice": {
                     "facts": usage_facts[:5],
                     "advice": t("usage.advice", recharge="$3,000.00", trigger="$700.00"),
-                    "legacy": t("usage.legacy", users="120", initial="$1,000", trigger="$200"),
-                    "chart": [{"x": f"Nov {d}, 2026", "y": "123.45"} for d in range(1, 31)],
+                    "legacy": t.ngettext(
+                        "usage.legacy", 120, users="120", initial="$1,000", trigger="$200"
+                    ),
+                    "chart": [{"x": str(d), "y": "123.45"} for d in range(1, 31)],
+                    "chart_range": "Nov 1 – 30, 2026",
                 }
             },
         ),
-        ("usage_report", {"facts": usage_facts, "uncovered": t("usage.uncovered", count=3)}),
+        (
+            "usage_report",
+            {"facts": usage_facts, "uncovered": t.ngettext("usage.uncovered", 3, count=3)},
+        ),
         ("usage_report", {"facts": usage_facts, "uncovered": ""}),
         (
             "licences",
@@ -108,8 +114,8 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "licences_confirm",
                 {
                     "nonce": "0" * 32,
-                    "title": t("licences.confirm_assign", count=7),
-                    "who": t("licences.and_more", names="A, B, C, D, E", more=2),
+                    "title": t.ngettext("licences.confirm_assign", 7, count=7),
+                    "who": t.ngettext("licences.and_more", 2, names="A, B, C, D, E", more=2),
                     "seats_after": t("licences.seats_after", seats=0),
                     "seats_short": flag,
                     "offer_prerequisite": flag,
@@ -128,13 +134,14 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "licences_result",
                 {
                     "lines": results,
-                    "summary": t("licences.summary", done=1, total=2),
+                    "summary": t.ngettext("licences.summary", 1, done=1, total=2),
                     "phone_numbers": flag,
                 },
             )
             for flag in (True, False)
         ],
         ("welcome", {}),
+        ("welcome", {"channel": True}),
         ("menu", {"message": None}),
         ("menu", {"message": t("unknown.hint")}),
         ("language", {"languages": LANGUAGES, "current": t("language.automatic")}),
@@ -224,7 +231,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "lots": lots,
                 "next_expiry": "x",
                 "recent": recent,
-                "runway": t("usage.runway_days", days="25"),
+                "runway": t.ngettext("usage.runway_days", 25, days="25"),
                 "owed": "$300.00",
             },
         ),
@@ -276,7 +283,9 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                         "method": "bitcoin",
                     },
                     {
-                        "recharge_with": t("error.amount.too_many_decimals", decimals=2),
+                        "recharge_with": t.ngettext(
+                            "error.amount.too_many_decimals", 2, decimals=2
+                        ),
                         "trigger": t("error.trigger.above_maximum", maximum="$100,000.00"),
                         "method": t("error.method.unknown"),
                     },
@@ -353,7 +362,9 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                     "currency": "USD",
                     "thresholds": thresholds,
                     "max_chars": 120,
-                    "help": t("alert_settings.thresholds_help", count=5, maximum="$100,000.00"),
+                    "help": t.ngettext(
+                        "alert_settings.thresholds_help", 5, count=5, maximum="$100,000.00"
+                    ),
                     "default": default,
                     "channels": channels,
                     "more": more,
@@ -367,7 +378,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                     "500, -100",
                     t("alert_settings.default_purchase", amount="$200.00", percent=20),
                     [f"Finance \u00b7 General {i}" for i in range(15)],
-                    t("alert_settings.channels_more", count=3),
+                    t.ngettext("alert_settings.channels_more", 3, count=3),
                     {
                         "thresholds": t(
                             "alert_settings.error.amount",
@@ -382,7 +393,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                     t("alert_settings.default_trigger", amount="$200.00"),
                     ["19:0a1b2c3d4e5f@thread.tacv2"],
                     "",
-                    {"thresholds": t("alert_settings.error.too_many", count=5)},
+                    {"thresholds": t.ngettext("alert_settings.error.too_many", 5, count=5)},
                 ),
             )
         ],
