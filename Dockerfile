@@ -31,6 +31,7 @@ COPY cards/ cards/
 COPY credits/ credits/
 COPY storage/ storage/
 COPY graph/ graph/
+COPY payments/ payments/
 COPY locales/ locales/
 # The operator's usage import (`python -m scripts.usage`) and nothing else of the tools.
 COPY scripts/__init__.py scripts/usage.py scripts/

@@ -45,6 +45,7 @@ bench: deps
 	$(PY) -m tests.benchmarks.bench_help
 	$(PY) -m tests.benchmarks.bench_command_parser
 	$(PY) -m tests.benchmarks.bench_place_order
+	$(PY) -m tests.benchmarks.bench_webhook
 	$(PY) -m tests.benchmarks.bench_licences
 	$(PY) -m tests.benchmarks.bench_usage_parse
 	$(PY) -m tests.benchmarks.bench_usage_import

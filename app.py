@@ -26,6 +26,7 @@ from botbuilder.core import ConversationState, UserState
 from bot.activity_handler import CreditsBot
 from bot.adapter import AdapterWithErrorHandler
 from bot.alert_dispatch import AlertDispatcher, Wakeups
+from bot.checkout_notices import CheckoutNotices, NoticeFailed
 from bot.http_guards import (
     HttpLimits,
     activity_problem,
@@ -33,6 +34,8 @@ from bot.http_guards import (
     quiet_server_banner,
     read_json,
 )
+from bot.payment_pages import CANCELLED, DONE, ReturnPages
+from bot.payment_webhook import PaymentEventProcessor, webhook_handler
 from bot.proactive import ProactiveSender
 from bot.rate_limits import TeamsRateLimits
 from bot.settings import Settings, SettingsError
@@ -49,7 +52,9 @@ from credits.jobs import Job, JobRunner
 from credits.licence_service import LicenceService
 from credits.money import Money
 from credits.orders import OrderService
-from credits.payments import PaymentError
+from credits.payment_events import PaymentEvents
+from credits.payments import PaymentError, PaymentGateway
+from credits.payments import ReturnPages as ProcessorReturns
 from credits.recommendation import FundingAdvisor
 from credits.repository import ConcurrencyConflict
 from credits.usage import UsageFormatError
@@ -66,16 +71,19 @@ from dialogs.commands import Command, CommandParser
 from dialogs.language import LanguageDialog, LanguagePreference
 from dialogs.licences import LicencesDialog
 from dialogs.main_dialog import MainDialog
+from dialogs.payment_method import UpdatePaymentMethod
 from dialogs.status import StatusReply
 from dialogs.turn import tenant_id_of
 from dialogs.usage import UsageChat
 from graph.adapters import GraphAdapters
 from graph.errors import GraphError
 from locales import Localizer
+from payments.sandbox_page import SandboxPage
+from payments.stripe_gateway import StripeGateway
 from storage.alerts import TableAlertStore
 from storage.audit import AuditLog
 from storage.bot_state import StateConflictError, TableBotStorage
-from storage.conversations import ConversationRepository
+from storage.conversations import ConversationRepository, TableCheckoutCards
 from storage.credits_repository import TableCreditsRepository
 from storage.demo import DemoSeededDirectory, demo_seeder
 from storage.embedded_directory import EmbeddedDirectory
@@ -113,6 +121,8 @@ class Services:
     adapter: AdapterWithErrorHandler
     bot: CreditsBot
     orders: OrderService
+    accounts: AccountService
+    recharger: AutoRecharger
     credits: TableCreditsRepository
     directory: Directory
     jobs: JobRunner
@@ -122,6 +132,12 @@ class Services:
     usage_upload: Callable[[web.Request], Awaitable[web.StreamResponse]]
     keys: SigningKeys | None
     """The Bot Framework's signing keys; None without an app id (nothing to check)."""
+    payments: PaymentEventProcessor
+    """Every processor event goes through it: the webhook, the sandbox page, recovery."""
+    payment_webhook: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    return_pages: ReturnPages
+    sandbox_page: SandboxPage | None
+    close: Callable[[], Awaitable[None]]
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -156,6 +172,15 @@ def create_app(
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/tenants/{tenant}/usage", usage_upload)
+    # The pages the card processor sends the admin back to, and the processor's events.
+    app.router.add_get(DONE, payment_done)
+    app.router.add_get(CANCELLED, payment_cancelled)
+    if settings.payment_gateway == "stripe":
+        app.router.add_post("/api/payments/stripe", payment_webhook)
+    else:
+        # The sandbox's own hosted page, on the bot's (loopback) address.
+        app.router.add_get("/sandbox/pay/{tenant}/{session}", sandbox_page_show)
+        app.router.add_post("/sandbox/pay/{tenant}/{session}", sandbox_page_submit)
     return app
 
 
@@ -178,6 +203,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         app[SERVICES] = build_services(settings, store, directory, pstn_calls, app[LIMITS])
         yield
     finally:
+        if SERVICES in app:
+            await app[SERVICES].close()
         if graph is not None:
             await graph.close()
         await store.close()
@@ -195,6 +222,7 @@ class Stores:
     alerts: TableAlertStore
     audit: AuditLog
     leases: TableLeases
+    checkout_cards: TableCheckoutCards
 
     @classmethod
     def on(cls, store: TableStore) -> Stores:
@@ -205,6 +233,7 @@ class Stores:
             alerts=TableAlertStore(store.table(names.alerts)),
             audit=AuditLog(store.table(names.audit)),
             leases=TableLeases(store.table(names.leases)),
+            checkout_cards=TableCheckoutCards(store.table(names.checkout_cards)),
         )
 
 
@@ -220,25 +249,53 @@ class Credits:
     orders: OrderService
     recharger: AutoRecharger
     importer: UsageImporter
+    gateway: PaymentGateway
+    events: PaymentEvents
+
+    async def close(self) -> None:
+        if isinstance(self.gateway, StripeGateway):
+            await self.gateway.close()
+
+
+def payment_gateway(settings: Settings, store: TableStore) -> PaymentGateway:
+    """Stripe, or the embedded sandbox (refused by the settings whenever an app id is set)."""
+    base = settings.public_base_url
+    returns = ProcessorReturns(base + DONE, base + CANCELLED)
+    if settings.payment_gateway == "stripe":
+        return StripeGateway.connect(
+            settings.stripe_secret_key,
+            webhook_secret=settings.stripe_webhook_secret,
+            returns=returns,
+            api_base=settings.stripe_api_base,
+        )
+    records = TableSandboxRecords(store.table(store.names.sandbox_payments))
+    return SandboxGateway(records, page_url=base + "/sandbox/pay", returns=returns)
 
 
 def build_credits(
     settings: Settings, store: TableStore, on_events: Callable[[str], None] | None = None
 ) -> Credits:
-    """`on_events(tenant)` hears of every commit that wrote alert events."""
-    gateway = SandboxGateway(TableSandboxRecords(store.table(store.names.sandbox_payments)))
+    """`on_events(tenant)` hears of every commit that wrote alert events. The caller closes
+    the result (`Credits.close`: the processor's HTTP client)."""
+    gateway = payment_gateway(settings, store)
     repository = TableCreditsRepository(store.table(store.names.credits), on_events)
+    seeder = no_seed
+    if settings.dangerously_allow_unauthenticated:
+        # Local mode seeds every new tenant with two EA numbers and, in the sandbox, a saved
+        # test card for the demo.
+        seeder = demo_seeder(gateway if isinstance(gateway, SandboxGateway) else None)
     accounts = AccountService(
         repository,
         gateway,
         default_currency=settings.default_currency,
-        # Local mode seeds every new tenant with a test card and two EA numbers for the demo.
-        seeder=demo_seeder(gateway) if settings.dangerously_allow_unauthenticated else no_seed,
+        seeder=seeder,
+        clock=_utcnow,
     )
     orders = OrderService(repository, gateway, clock=_utcnow)
     recharger = AutoRecharger(repository, orders, clock=_utcnow)
     importer = UsageImporter(accounts, UsageCharger(repository, clock=_utcnow), recharger)
-    return Credits(repository, accounts, orders, recharger, importer)
+    events = PaymentEvents(repository, orders, clock=_utcnow)
+    return Credits(repository, accounts, orders, recharger, importer, gateway, events)
 
 
 # --- the whole service ---------------------------------------------------------------------------
@@ -293,12 +350,31 @@ def build_services(
     )
     sender = ProactiveSender(adapter, settings.microsoft_app_id)
     alerts = _alerts(shared, sender)
-    job_list = _jobs(shared, alerts, pstn_calls)
+    notices = CheckoutNotices(
+        shared.stores.checkout_cards,
+        sender,
+        shared.cards,
+        shared.localizer,
+        shared.credits.accounts,
+    )
+    payments = PaymentEventProcessor(shared.credits.events, notices)
+    job_list = _jobs(shared, alerts, pstn_calls, payments)
+    gateway = shared.credits.gateway
+    sandbox_page = None
+    if isinstance(gateway, SandboxGateway):
+        sandbox_page = SandboxPage(
+            gateway,
+            apply=payments,
+            translator=shared.localizer.translator,
+            errors=(AzureError, ConcurrencyConflict, PaymentError, NoticeFailed),
+        )
     return Services(
         store=store,
         adapter=adapter,
         bot=bot,
         orders=shared.credits.orders,
+        accounts=shared.credits.accounts,
+        recharger=shared.credits.recharger,
         credits=shared.credits.repository,
         directory=shared.directory,
         jobs=_job_runner(shared, job_list),
@@ -309,6 +385,13 @@ def build_services(
             settings.usage_api_secret, _import_file(shared.credits), limits or HttpLimits()
         ),
         keys=keys,
+        payments=payments,
+        payment_webhook=webhook_handler(
+            gateway, payments, errors=(AzureError, ConcurrencyConflict)
+        ),
+        return_pages=ReturnPages(shared.localizer),
+        sandbox_page=sandbox_page,
+        close=shared.credits.close,
     )
 
 
@@ -349,6 +432,7 @@ def _main_dialog(
         credits.orders,
         credits.repository,
         cards,
+        stores.checkout_cards,
         minimum=lambda currency: _minimum(settings, currency),
         maximum=lambda currency: _maximum(settings, currency),
         clock=_utcnow,
@@ -392,6 +476,9 @@ def _main_dialog(
             Command.ALERTS_HERE: AlertsHere(stores.conversations, roster),
             Command.STOP_ALERTS_HERE: AlertsHere(stores.conversations, roster),
             Command.ALERT_HISTORY: AlertHistory(stores.alerts, stores.conversations, cards),
+            Command.UPDATE_PAYMENT_METHOD: UpdatePaymentMethod(
+                credits.accounts, stores.checkout_cards, cards
+            ),
         },
         orphan_submits={
             CONFIRM: lambda tc, value: add_funds.replay_confirmation(tc, value.get("nonce")),
@@ -424,16 +511,23 @@ def _alerts(shared: Shared, sender: ProactiveSender) -> AlertDispatcher:
 
 
 def _jobs(
-    shared: Shared, alerts: AlertDispatcher, pstn_calls: PageSource | None
+    shared: Shared,
+    alerts: AlertDispatcher,
+    pstn_calls: PageSource | None,
+    payments: PaymentEventProcessor,
 ) -> tuple[Job, ...]:
     credits, stores = shared.credits, shared.stores
     expiry = ExpiryJob(credits.repository, clock=_utcnow)
+
+    async def recover_orders(tenant_id: str) -> None:
+        # Asks the processor about pending orders (their events may be lost or late), and
+        # tells the chats of those it finished.
+        await payments.recovered(
+            await credits.orders.recover(tenant_id, older_than=ORDER_RECOVERY_AGE)
+        )
+
     jobs = (
-        Job(
-            "order-recovery",
-            ORDER_RECOVERY_INTERVAL,
-            lambda tenant: credits.orders.recover(tenant, older_than=ORDER_RECOVERY_AGE),
-        ),
+        Job("order-recovery", ORDER_RECOVERY_INTERVAL, recover_orders),
         Job("auto-recharge", RECHARGE_INTERVAL, credits.recharger.run),
         Job("expiry", EXPIRY_INTERVAL, expiry.run),
         # The safety net: finds what a crash or another instance left in the outbox.
@@ -562,6 +656,30 @@ async def usage_upload(request: web.Request) -> web.StreamResponse:
     return await request.app[SERVICES].usage_upload(request)
 
 
+async def payment_webhook(request: web.Request) -> web.StreamResponse:
+    return await request.app[SERVICES].payment_webhook(request)
+
+
+async def payment_done(request: web.Request) -> web.StreamResponse:
+    return await request.app[SERVICES].return_pages.done(request)
+
+
+async def payment_cancelled(request: web.Request) -> web.StreamResponse:
+    return await request.app[SERVICES].return_pages.cancelled(request)
+
+
+async def sandbox_page_show(request: web.Request) -> web.StreamResponse:
+    page = request.app[SERVICES].sandbox_page
+    assert page is not None  # routed only with the sandbox
+    return await page.show(request)
+
+
+async def sandbox_page_submit(request: web.Request) -> web.StreamResponse:
+    page = request.app[SERVICES].sandbox_page
+    assert page is not None
+    return await page.submit(request)
+
+
 async def healthz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     if await services.store.ping():
@@ -575,8 +693,10 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    # The SDK logs every HTTP request and its headers at INFO; keep them out of normal logs.
+    # The SDKs log every HTTP request (Azure: with its headers; Stripe: at DEBUG its
+    # parameters) at INFO and below; keep them out of normal logs.
     logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("stripe").setLevel(logging.WARNING)
 
 
 def main() -> None:

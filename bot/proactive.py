@@ -104,6 +104,30 @@ class ProactiveSender:
             return SendResult(Outcome.RETRY, error=f"connection: {type(error).__name__}")
         return SendResult(Outcome.SENT, activity_id=getattr(response, "id", "") or "")
 
+    async def update(
+        self, reference: ConversationReference, activity_id: str, activity: Activity
+    ) -> SendResult:
+        """Replace a message the bot sent earlier (a card, in place), as `update_activity`."""
+        client = await self._client(reference.service_url)
+        activity.id = activity_id
+        activity.conversation = reference.conversation
+        activity.service_url = reference.service_url
+        activity.channel_id = reference.channel_id
+        activity.from_property = reference.bot
+        activity.recipient = reference.user
+        try:
+            async with asyncio.timeout(self._timeout):
+                await client.conversations.update_activity(
+                    reference.conversation.id, activity_id, activity
+                )
+        except ErrorResponseException as error:
+            return classify(error.response.status_code, error.response.headers, str(error))
+        except TimeoutError:
+            return SendResult(Outcome.RETRY, error="timed out")
+        except ClientRequestError as error:
+            return SendResult(Outcome.RETRY, error=f"connection: {type(error).__name__}")
+        return SendResult(Outcome.SENT, activity_id=activity_id)
+
     async def _client(self, service_url: str) -> ConnectorClient:
         client = self._clients.get(service_url)
         if client is not None:

@@ -110,6 +110,29 @@ class Settings:
     """`USAGE_DOWNLOAD_HOSTS`: hosts (and their subdomains) a file sent in chat is fetched from;
     comma-separated. Teams keeps chat files in SharePoint."""
 
+    payment_gateway: str = "stripe"
+    """`PAYMENT_GATEWAY`: `stripe` (real payments) or `sandbox` (the embedded test processor).
+
+    Defaults to `sandbox` in unauthenticated local mode and to `stripe` otherwise; with an app
+    id, `sandbox` refuses to start (anyone could fund a tenant with a test card).
+    """
+
+    stripe_secret_key: str = ""
+    """`STRIPE_SECRET_KEY`: the Stripe account's secret (or restricted) key; never logged."""
+
+    stripe_webhook_secret: str = ""
+    """`STRIPE_WEBHOOK_SECRET`: the signing secret (`whsec_…`) of the webhook endpoint
+    `<PUBLIC_BASE_URL>/api/payments/stripe` made in Stripe; never logged."""
+
+    stripe_api_base: str = ""
+    """`STRIPE_API_BASE`: another address for Stripe's API than api.stripe.com. For tests and
+    fakes on loopback only; empty in any real deployment."""
+
+    public_base_url: str = ""
+    """`PUBLIC_BASE_URL`: the bot's address as a browser reaches it, for the pages the card
+    processor sends the admin back to (and the sandbox's hosted page). Default
+    `http://127.0.0.1:<PORT>`; https with an app id."""
+
     log_level: str = "INFO"
     """`LOG_LEVEL`: DEBUG, INFO, WARNING or ERROR."""
 
@@ -177,6 +200,17 @@ class Settings:
             role_cache_seconds=_seconds("ROLE_CACHE_SECONDS", text("ROLE_CACHE_SECONDS", "300")),
             recharge_lead_days=_days("RECHARGE_LEAD_DAYS", text("RECHARGE_LEAD_DAYS", "7")),
             usage_api_secret=_secret("USAGE_API_SECRET", values.get("USAGE_API_SECRET", "")),
+            payment_gateway=_choice(
+                "PAYMENT_GATEWAY",
+                text("PAYMENT_GATEWAY")
+                or ("sandbox" if _is_true(text("DANGEROUSLY_ALLOW_UNAUTHENTICATED")) else "stripe"),
+                ("stripe", "sandbox"),
+            ),
+            stripe_secret_key=values.get("STRIPE_SECRET_KEY", "").strip(),
+            stripe_webhook_secret=values.get("STRIPE_WEBHOOK_SECRET", "").strip(),
+            stripe_api_base=text("STRIPE_API_BASE").rstrip("/"),
+            public_base_url=text("PUBLIC_BASE_URL").rstrip("/")
+            or f"http://127.0.0.1:{_port(text('PORT', '3978'))}",
             usage_download_hosts=_download_hosts(text("USAGE_DOWNLOAD_HOSTS") or "sharepoint.com"),
         )
         settings.validate()
@@ -223,6 +257,7 @@ class Settings:
                 "DIRECTORY=graph needs GRAPH_CLIENT_ID and GRAPH_CLIENT_SECRET (or MicrosoftAppId "
                 "and MicrosoftAppPassword) to read users and roles from Microsoft Graph"
             )
+        self._validate_payments()
         if self.purchase_minimum > self.purchase_maximum:
             raise SettingsError("PURCHASE_MINIMUM must not exceed PURCHASE_MAXIMUM")
         if self.storage_account_url and not self.storage_account_url.startswith(
@@ -230,15 +265,49 @@ class Settings:
         ):
             raise SettingsError("AZURE_STORAGE_ACCOUNT_URL must be an http(s) URL")
 
+    def _validate_payments(self) -> None:
+        if self.payment_gateway == "sandbox" and self.microsoft_app_id:
+            raise SettingsError(
+                "PAYMENT_GATEWAY=sandbox cannot be combined with MicrosoftAppId: the sandbox "
+                "accepts test cards, so anyone could add funds for free. Set "
+                "PAYMENT_GATEWAY=stripe with STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET"
+            )
+        if self.payment_gateway == "stripe":
+            if not self.stripe_secret_key.startswith(("sk_", "rk_")):
+                raise SettingsError(
+                    "STRIPE_SECRET_KEY is required with PAYMENT_GATEWAY=stripe: the Stripe "
+                    "account's secret key (sk_…) or a restricted key (rk_…)"
+                )
+            if not self.stripe_webhook_secret.startswith("whsec_"):
+                raise SettingsError(
+                    "STRIPE_WEBHOOK_SECRET is required with PAYMENT_GATEWAY=stripe: the "
+                    "signing secret (whsec_…) of the webhook endpoint made in Stripe"
+                )
+        if self.stripe_api_base and not self.stripe_api_base.startswith(("https://", "http://")):
+            raise SettingsError("STRIPE_API_BASE must be an http(s) URL")
+        if not self.public_base_url.startswith(("https://", "http://")):
+            raise SettingsError(
+                f"PUBLIC_BASE_URL must be an http(s) URL, not {self.public_base_url!r}"
+            )
+        if self.microsoft_app_id and not self.public_base_url.startswith("https://"):
+            raise SettingsError(
+                "PUBLIC_BASE_URL must be the bot's https address when MicrosoftAppId is set "
+                "(card processors send admins back to it)"
+            )
+
     def __repr__(self) -> str:
         # Never let a secret reach a log line through repr().
         secret = "***" if self.microsoft_app_password else ""
         conn = "***" if self.storage_connection_string else ""
+        stripe_key = "***" if self.stripe_secret_key else ""
+        webhook = "***" if self.stripe_webhook_secret else ""
         return (
             f"Settings(app_id={self.microsoft_app_id!r}, app_type={self.microsoft_app_type!r}, "
             f"password={secret!r}, storage_connection_string={conn!r}, "
             f"storage_account_url={self.storage_account_url!r}, host={self.host!r}, "
-            f"port={self.port}, unauthenticated={self.dangerously_allow_unauthenticated})"
+            f"port={self.port}, unauthenticated={self.dangerously_allow_unauthenticated}, "
+            f"payment_gateway={self.payment_gateway!r}, stripe_secret_key={stripe_key!r}, "
+            f"stripe_webhook_secret={webhook!r}, public_base_url={self.public_base_url!r})"
         )
 
 

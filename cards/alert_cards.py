@@ -25,6 +25,7 @@ _COLORS = {
     EventKind.AUTO_RECHARGE_DISABLED: "attention",
     EventKind.FUNDS_EXPIRING: "warning",
     EventKind.FUNDS_EXPIRED: "attention",
+    EventKind.PAYMENT_REVERSED: "attention",
 }
 _DECLINES = {reason.value for reason in DeclineReason}
 
@@ -129,7 +130,8 @@ def _recharge_failed(body: _Body) -> None:
     next_at = _time(data.get("next_attempt_at"))
     if next_at is not None:
         body.fact(t("alert.fact.next_attempt"), t.datetime(next_at))
-    body.actions.append(("auto_recharge", t("alert.action.update_method")))
+    # Opens the card processor's hosted page to save another card (dialogs/payment_method.py).
+    body.actions.append(("update_payment_method", t("alert.action.update_method")))
     body.actions.append(("add_funds", t("menu.add_funds")))
 
 
@@ -166,6 +168,24 @@ def _funds_expired(body: _Body) -> None:
     body.actions.append(("status", t("menu.status")))
 
 
+def _payment_reversed(body: _Body) -> None:
+    t, data = body.t, body.data
+    refund = data.get("reason") == "refund"
+    body.lines.append(
+        t(
+            "alert.payment_reversed.refund" if refund else "alert.payment_reversed.dispute",
+            amount=body.money("amount_minor"),
+            order=str(data.get("order") or ""),
+        )
+    )
+    body.fact(t("alert.fact.taken_back"), body.money("taken_minor"))
+    if int(data.get("owed_minor") or 0):
+        body.lines.append(t("alert.payment_reversed.owed", owed=body.money("owed_minor")))
+        body.fact(t("alert.fact.owed"), body.money("owed_total_minor"))
+    body.fact(t("alert.fact.balance"), body.money("balance_minor"))
+    body.actions.append(("status", t("menu.status")))
+
+
 _WRITERS = {
     EventKind.BALANCE_LOW: _balance_low,
     EventKind.BALANCE_ZERO: _balance_zero,
@@ -174,6 +194,7 @@ _WRITERS = {
     EventKind.AUTO_RECHARGE_DISABLED: _auto_recharge_disabled,
     EventKind.FUNDS_EXPIRING: _funds_expiring,
     EventKind.FUNDS_EXPIRED: _funds_expired,
+    EventKind.PAYMENT_REVERSED: _payment_reversed,
 }
 
 

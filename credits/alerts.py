@@ -145,6 +145,8 @@ class AlertPreferences:
         kind = event.kind
         if kind == EventKind.FUNDS_EXPIRED:
             kind = EventKind.FUNDS_EXPIRING  # one switch for both ends of a lot's life
+        if kind not in CHOOSABLE_KINDS:
+            return True  # money taken back is every admin's business: no switch for it
         if kind not in self.kinds:
             return False
         if event.kind != EventKind.BALANCE_LOW:

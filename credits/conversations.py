@@ -3,7 +3,8 @@
 A conversation is remembered when the bot is installed in it (a personal chat or a channel) and
 refreshed on every inbound activity, because Teams may move its service URL; uninstalling marks
 it inactive rather than forgetting it, so alert history can still name the recipient.
-`storage/conversations.py` keeps them in Azure Tables.
+`storage/conversations.py` keeps them in Azure Tables, with the chat cards that opened a
+processor's hosted page (`CheckoutCards`), so a payment completed there is told in its chat.
 
 The reference is kept as Bot Framework serialises a ConversationReference (a JSON object with
 `serviceUrl`, `conversation`, `bot`, `user`, …): the domain stores and returns it untouched, and
@@ -22,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+from credits.repository import Versioned
 
 
 class ConversationConflict(RuntimeError):
@@ -98,3 +101,34 @@ class Conversations(Protocol):
     ) -> int:
         """Record a team's name, and its channels' (by channel id), on every stored channel of
         that team; empty names change nothing. The number of conversations updated."""
+
+
+@dataclass(frozen=True)
+class CheckoutCard:
+    """The card in a chat that opened a processor's hosted page (an order's confirmation, or
+    a card-saving page): where to say what became of it once the processor tells."""
+
+    tenant_id: str
+    key: str
+    """The order's (or the setup's) idempotency key."""
+    reference: dict[str, Any]
+    """The serialised Bot Framework ConversationReference of the chat."""
+    activity_id: str
+    """The card's activity, updated in place."""
+    locale: str
+    purpose: str
+    """`order` or `setup`."""
+    told: bool = False
+    """Whether the chat has been told the outcome (claimed before telling, so once)."""
+
+
+class CheckoutCards(Protocol):
+    async def remember(self, card: CheckoutCard) -> None: ...
+
+    async def get(self, tenant_id: str, key: str) -> Versioned[CheckoutCard] | None: ...
+
+    async def claim(self, current: Versioned[CheckoutCard]) -> Versioned[CheckoutCard] | None:
+        """Mark it told, unless someone did meanwhile (None then): the one who claims tells."""
+
+    async def release(self, claimed: Versioned[CheckoutCard]) -> None:
+        """Telling failed: let the next event (or recovery pass) try again."""

@@ -1,4 +1,5 @@
-"""Pure ledger arithmetic: credits create lots, debits draw lots earliest-expiry first.
+"""Pure ledger arithmetic: credits create lots, debits draw lots earliest-expiry first, and a
+reversal (a refund or dispute) takes back what is left of one purchase's lot.
 
 Each function takes the current account and lots and returns the new records; the caller
 commits them in one transaction. Nothing here performs I/O, so every rule is testable alone.
@@ -103,6 +104,51 @@ def debit(
         # The balance said there was enough, the lots disagree: the books are broken.
         raise InvariantViolation(f"lots are {remaining} short of the balance")
     return Change(account.with_balance(balance, seq), tuple(changed), tuple(entries))
+
+
+@dataclass(frozen=True)
+class Reversal:
+    change: Change
+    taken_minor: int
+    """Taken back from the purchase's lot (a ledger entry)."""
+    owed_minor: int
+    """Already spent from the lot: recorded as owed on the account, outside the balance."""
+
+
+def reverse(
+    account: Account,
+    lot: Lot,
+    amount_minor: int,
+    *,
+    kind: EntryKind,
+    actor: str,
+    reference: str,
+    at: datetime,
+) -> Reversal:
+    """Take back `amount_minor` of the purchase that made `lot` (a refund or a dispute).
+
+    What is left of the lot is taken back (one ledger entry); what was already spent from it
+    cannot be, and is owed. The balance never goes below zero, so the books still balance:
+    balance = lot remainders = ledger sum, with the owed amount kept beside them.
+    """
+    if amount_minor <= 0:
+        raise ValueError("a reversal is positive")
+    if amount_minor > lot.amount_minor:
+        raise ValueError("a reversal cannot exceed the purchase")
+    taken = min(lot.remaining_minor, amount_minor)
+    owed = amount_minor - taken
+    balance = account.balance_minor - taken
+    seq = account.ledger_seq
+    lots: tuple[Lot, ...] = ()
+    entries: tuple[LedgerEntry, ...] = ()
+    if taken:
+        if taken > account.balance_minor:
+            raise InvariantViolation(f"lot {lot.lot_id} holds more than the balance")
+        seq += 1
+        lots = (replace(lot, remaining_minor=lot.remaining_minor - taken),)
+        entries = (LedgerEntry(seq, kind, -taken, balance, lot.lot_id, actor, reference, at),)
+    updated = replace(account.with_balance(balance, seq), owed_minor=account.owed_minor + owed)
+    return Reversal(Change(updated, lots, entries), taken, owed)
 
 
 def draw_order(lots: list[Lot] | tuple[Lot, ...]) -> list[Lot]:

@@ -16,6 +16,10 @@ class EntryKind(StrEnum):
     USAGE = "usage"
     EXPIRY = "expiry"
     ADJUSTMENT = "adjustment"
+    REFUND = "refund"
+    """A card payment refunded at the processor: what is left of its lot taken back."""
+    DISPUTE = "dispute"
+    """A card payment disputed by the cardholder's bank: likewise."""
 
 
 class OrderStatus(StrEnum):
@@ -26,21 +30,27 @@ class OrderStatus(StrEnum):
 
 class MethodKind(StrEnum):
     CARD = "card"
+    """A card the processor keeps for the tenant, charged off session."""
+    NEW_CARD = "new_card"
+    """A card typed on the processor's hosted page for this order."""
     AGREEMENT = "agreement"
 
 
 @dataclass(frozen=True)
 class SavedCard:
-    """A tokenised card: what an admin may see of it, and the processor's token."""
+    """A card the processor keeps: what an admin may see of it, and the processor's reference."""
 
     id: str
     token: str
+    """The processor's reference to the card (a Stripe PaymentMethod id): useless without the
+    processor's secret key, and never a card number."""
     brand: str
     last4: str
     expiry_month: int
     expiry_year: int
     saved: bool = True
-    """False for a card used once: kept so its order can be replayed, never offered again."""
+    """False for a card used once on the hosted page: kept so its receipt can name it, never
+    offered again."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,11 @@ class Account:
     """Every low-balance threshold some admin chose, in minor units (the defaults apply too)."""
     last_purchase_minor: int = 0
     """The amount of the latest purchase or recharge: the default threshold is a share of it."""
+    payment_customer: str = ""
+    """The tenant's customer at the card processor (a Stripe Customer id), once made."""
+    owed_minor: int = 0
+    """Refunded or disputed card payments whose funds had already been spent: what the tenant
+    owes. Not part of the balance (which never goes below zero)."""
 
     def card(self, card_id: str) -> SavedCard | None:
         return next((c for c in self.cards if c.id == card_id), None)
@@ -122,12 +137,16 @@ class LedgerEntry:
 
 @dataclass(frozen=True)
 class PaymentMethod:
-    """How an order is paid: a saved card, or an agreement number with an optional PO."""
+    """How an order is paid: a saved card, a new card on the processor's hosted page, or an
+    agreement number with an optional PO."""
 
     kind: MethodKind
     card_id: str = ""
+    """A saved card's id; for a new card, set once paid to the card that was used."""
     agreement_number: str = ""
     purchase_order: str = ""
+    save_card: bool = False
+    """A new card: keep it at the processor for later payments (auto-recharge)."""
 
 
 @dataclass(frozen=True)
@@ -144,8 +163,15 @@ class Order:
     created_at: datetime
     updated_at: datetime
     gateway_reference: str = ""
+    """The payment at the processor (a PaymentIntent id), or the invoice of an agreement."""
     failure_reason: str = ""
     lot_id: str = ""
+    checkout_reference: str = ""
+    """The processor's hosted page made for this order (a Checkout Session id), if any."""
+    refunded_minor: int = 0
+    """How much of it the processor has refunded (events carry the running total)."""
+    disputed_minor: int = 0
+    """How much of it the cardholder's bank has disputed."""
 
 
 class EventKind(StrEnum):
@@ -156,6 +182,8 @@ class EventKind(StrEnum):
     AUTO_RECHARGE_DISABLED = "auto_recharge_disabled"
     FUNDS_EXPIRING = "funds_expiring"
     FUNDS_EXPIRED = "funds_expired"
+    PAYMENT_REVERSED = "payment_reversed"
+    """A card payment was refunded or disputed: its funds were taken back."""
 
 
 @dataclass(frozen=True)

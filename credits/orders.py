@@ -1,15 +1,22 @@
-"""Placing orders: write pending, charge with the order's key, book once.
+"""Placing orders: write pending, ask the processor with the order's key, book once.
 
-The three phases follow Stripe-style idempotency with recovery points:
+The phases follow Stripe-style idempotency with recovery points:
 
 1. The order is inserted as *pending* under its idempotency key. A second insert with the same
    key fails, which is how a double click or a redelivered submit is recognised.
-2. The gateway is charged with the same key. A timeout leaves the order pending; the processor
-   answers a replay with the first result, so a crash here is repaired by replaying, never by a
-   second charge.
+2. The processor is asked with the same key, by how the order is paid:
+   - an Enterprise Agreement is invoiced: no processor, the order is booked at once;
+   - a saved card is charged off session. A timeout leaves the order pending; the processor
+     answers a replay with the first result, so a crash here is repaired by replaying, never
+     by a second charge. A bank that wants the cardholder (`authentication_required`) turns a
+     purchase into a hosted page for the same order;
+   - a new card: the processor's hosted page is made for the order (keyed by it) and its
+     reference kept on the order. The admin pays there; the processor's event, or the recovery
+     job asking the processor about the page, books it.
 3. The money is booked in one transaction that moves the account (If-Match), adds the lot and
    the ledger entry, and marks the order succeeded (If-Match). Whoever loses that race reloads
-   and finds the order already booked.
+   and finds the order already booked: an event delivered three times, the hosted page, a replay
+   and the recovery job all end in one booking.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from credits import ledger
+from credits.accounts import ensure_customer, saved_card, with_card
 from credits.model import (
     Account,
     EntryKind,
@@ -33,12 +41,20 @@ from credits.model import (
 )
 from credits.money import Money
 from credits.payments import (
+    CardOnFile,
+    ChargeRequest,
+    Checkout,
+    CheckoutMode,
+    CheckoutRequest,
     DeclineReason,
     GatewayTimeout,
+    GatewayUnavailable,
     IdempotencyConflict,
+    LookUp,
+    Payment,
     PaymentDeclined,
     PaymentGateway,
-    PaymentSource,
+    PaymentState,
 )
 from credits.repository import ConcurrencyConflict, CreditsRepository, Versioned
 
@@ -46,6 +62,13 @@ logger = logging.getLogger(__name__)
 
 # Contended bookings retry with jittered back-off: 50 writers on one account all get through.
 MAX_BOOKING_ATTEMPTS = 60
+# An order's hosted page stays open this long (Stripe allows 30 minutes to 24 hours); a page
+# left open is an order that stays pending, so it is kept short.
+CHECKOUT_LIFETIME = timedelta(hours=1)
+# Stripe forgets idempotency keys after 24 hours: a charge replayed later could be a second
+# charge. Older pending orders are looked up at the processor instead of replayed.
+REPLAY_WINDOW = timedelta(hours=23)
+DEFAULT_LOCALE = "en-US"
 
 
 # Applied to the account inside the booking transaction of an order: the auto-recharge state
@@ -78,6 +101,8 @@ class OrderOutcome:
     """The account after booking, when the order succeeded."""
     replayed: bool = False
     """True when this key had been placed before and its first result is returned."""
+    checkout: Checkout | None = None
+    """The hosted page where the admin pays, while the order waits for it."""
 
     @property
     def status(self) -> OrderStatus:
@@ -108,7 +133,9 @@ class OrderService:
         actor: str,
         kind: EntryKind = EntryKind.PURCHASE,
         settle: Settle = clear_recharge_failures,
+        locale: str = DEFAULT_LOCALE,
     ) -> OrderOutcome:
+        """`locale` is the admin's language, for a hosted page the order may need."""
         if amount.minor <= 0:
             raise OrderRejected("amount")
         account = await self._repo.get_account(tenant_id)
@@ -116,7 +143,7 @@ class OrderService:
             raise OrderRejected("account")
         if amount.currency != account.value.currency:
             raise OrderRejected("currency")
-        source = _source(account.value, method)
+        _check_method(account.value, method, kind)
         now = self._clock()
         pending = Order(
             tenant_id=tenant_id,
@@ -132,16 +159,13 @@ class OrderService:
         )
         inserted = await self._repo.insert_order(pending)
         if inserted is None:
-            return await self._repeat(tenant_id, key, pending, settle)
-        return await self._complete(
-            inserted, source, replayed=False, settle=settle, account=account
-        )
+            return await self._repeat(tenant_id, key, pending, settle, locale)
+        return await self._complete(inserted, account, settle=settle, replayed=False, locale=locale)
 
     async def recover(self, tenant_id: str, *, older_than: timedelta) -> list[OrderOutcome]:
-        """Finish orders left pending by a timeout or a crash, by replaying their charge."""
-        account = await self._repo.get_account(tenant_id)
-        if account is None:
-            return []
+        """Finish purchases left pending by a timeout, a crash or a lost event: ask the
+        processor about their hosted page or payment, replay a charge while its key is
+        remembered, book an agreement. Orders still waiting for the admin stay pending."""
         cutoff = self._clock() - older_than
         outcomes = []
         for order in await self._repo.pending_orders(tenant_id):
@@ -149,71 +173,239 @@ class OrderService:
                 # Recharges are finished by the auto-recharge engine, which settles its state.
                 continue
             try:
-                source = _source(account.value, order.value.method)
+                outcomes.append(await self._resume(order, recovering=True))
             except OrderRejected:
-                # The method is gone from the account; only an operator can tell the processor
+                # The card is gone from the account; only an operator can tell the processor
                 # which charge this was, so the order stays pending and visible.
                 logger.error("pending order %s has no payment method any more", order.value.key)
-                continue
-            outcomes.append(
-                await self._complete(order, source, replayed=True, settle=clear_recharge_failures)
-            )
         return outcomes
 
-    async def _repeat(self, tenant_id: str, key: str, asked: Order, settle: Settle) -> OrderOutcome:
+    async def settle(
+        self,
+        order: Versioned[Order],
+        payment: Payment,
+        *,
+        settle: Settle = clear_recharge_failures,
+        account: Versioned[Account] | None = None,
+    ) -> OrderOutcome:
+        """Finish a pending order as the processor says it stands (from an event or a look-up).
+
+        A payment whose amount or currency differs from the order's books nothing: it is not
+        this order's, whatever its metadata says. `account`, when the caller read it already,
+        saves a read (a stale one only costs a retry).
+        """
+        value = order.value
+        if value.status != OrderStatus.PENDING:
+            account = await self._repo.get_account(value.tenant_id)
+            return OrderOutcome(value, account.value if account else None, replayed=True)
+        if payment.state == PaymentState.SUCCEEDED:
+            if (payment.amount_minor, payment.currency) != (value.amount_minor, value.currency):
+                logger.error(
+                    "payment %s of %s %s does not match order %s of %s %s: not booked",
+                    payment.reference,
+                    payment.amount_minor,
+                    payment.currency,
+                    value.key,
+                    value.amount_minor,
+                    value.currency,
+                )
+                return OrderOutcome(value, replayed=True)
+            return await self._book(
+                order,
+                payment.reference,
+                replayed=False,
+                settle=settle,
+                account=account,
+                card=payment.card,
+            )
+        if payment.state == PaymentState.FAILED:
+            reason = payment.failure or DeclineReason.PROCESSING_ERROR
+            return await self._fail(order, reason, payment.reference)
+        if payment.state == PaymentState.EXPIRED:
+            return await self._fail(order, DeclineReason.CHECKOUT_EXPIRED, payment.reference)
+        if payment.state == PaymentState.OPEN:
+            return OrderOutcome(value, checkout=Checkout(value.checkout_reference, payment.url))
+        # UNKNOWN: the request never reached the processor, so nothing was charged.
+        return await self._fail(order, DeclineReason.PROCESSING_ERROR)
+
+    async def _repeat(
+        self, tenant_id: str, key: str, asked: Order, settle: Settle, locale: str
+    ) -> OrderOutcome:
         existing = await self._repo.get_order(tenant_id, key)
         if existing is None:  # orders are never deleted
             raise OrderRejected("order vanished")
         order = existing.value
-        if (order.amount_minor, order.currency, order.method) != (
+        if (order.amount_minor, order.currency, _as_asked(order.method)) != (
             asked.amount_minor,
             asked.currency,
-            asked.method,
+            _as_asked(asked.method),
         ):
             raise OrderRejected("key reused")
         if order.status == OrderStatus.PENDING:
-            account = await self._repo.get_account(tenant_id)
-            assert account is not None
-            source = _source(account.value, order.method)
-            return await self._complete(existing, source, replayed=True, settle=settle)
+            return await self._resume(existing, settle=settle, locale=locale)
         account = await self._repo.get_account(tenant_id)
         return OrderOutcome(order, account.value if account else None, replayed=True)
+
+    async def _resume(
+        self,
+        order: Versioned[Order],
+        *,
+        settle: Settle = clear_recharge_failures,
+        locale: str = DEFAULT_LOCALE,
+        recovering: bool = False,
+    ) -> OrderOutcome:
+        """Carry on with a pending order found again (a repeat, or the recovery job)."""
+        value = order.value
+        if value.checkout_reference:
+            return await self._ask(order, settle)
+        if value.method.kind == MethodKind.NEW_CARD and recovering:
+            # Its hosted page was never made (or never shown): nobody can have paid.
+            return await self._fail(order, DeclineReason.CHECKOUT_EXPIRED)
+        if (
+            value.method.kind == MethodKind.CARD
+            and self._clock() - value.created_at > REPLAY_WINDOW
+        ):
+            return await self._ask(order, settle)
+        return await self._complete(
+            order, None, settle=settle, replayed=True, locale=locale, attended=not recovering
+        )
+
+    async def _ask(self, order: Versioned[Order], settle: Settle) -> OrderOutcome:
+        value = order.value
+        try:
+            payment = await self._gateway.look_up(
+                LookUp(
+                    value.tenant_id,
+                    value.key,
+                    checkout=value.checkout_reference,
+                    payment=value.gateway_reference,
+                )
+            )
+        except (GatewayTimeout, GatewayUnavailable):
+            logger.warning("order %s: the processor did not say where it stands", value.key)
+            return OrderOutcome(value, replayed=True)
+        outcome = await self.settle(order, payment, settle=settle)
+        return replace(outcome, replayed=True)
 
     async def _complete(
         self,
         order: Versioned[Order],
-        source: PaymentSource,
+        account: Versioned[Account] | None,
         *,
-        replayed: bool,
         settle: Settle,
-        account: Versioned[Account] | None = None,
+        replayed: bool,
+        locale: str,
+        attended: bool = True,
+    ) -> OrderOutcome:
+        """`attended`: an admin is in the chat to open a hosted page (not the recovery job)."""
+        method = order.value.method
+        if method.kind == MethodKind.AGREEMENT:
+            # Invoiced against the agreement: no processor is involved.
+            reference = f"invoice:{method.agreement_number}"
+            return await self._book(
+                order, reference, replayed=replayed, settle=settle, account=account
+            )
+        if method.kind == MethodKind.NEW_CARD:
+            return await self._open_checkout(order, locale, replayed=replayed)
+        return await self._charge(
+            order, account, settle=settle, replayed=replayed, locale=locale, attended=attended
+        )
+
+    async def _charge(
+        self,
+        order: Versioned[Order],
+        account: Versioned[Account] | None,
+        *,
+        settle: Settle,
+        replayed: bool,
+        locale: str,
+        attended: bool,
     ) -> OrderOutcome:
         value = order.value
+        account = account or await self._repo.get_account(value.tenant_id)
+        assert account is not None  # accounts are never deleted
+        card = account.value.card(value.method.card_id)
+        if card is None:
+            raise OrderRejected("card")
         try:
-            result = await self._gateway.charge(
-                tenant_id=value.tenant_id,
-                idempotency_key=value.key,
-                amount_minor=value.amount_minor,
-                currency=value.currency,
-                source=source,
-                description=f"Communications Credits {value.kind.value}",
+            payment = await self._gateway.charge_saved_card(
+                ChargeRequest(
+                    tenant_id=value.tenant_id,
+                    customer=account.value.payment_customer,
+                    card=card.token,
+                    key=value.key,
+                    amount_minor=value.amount_minor,
+                    currency=value.currency,
+                    description=f"Communications Credits {value.kind.value}",
+                )
             )
         except GatewayTimeout:
             logger.warning("gateway timeout, order %s stays pending", value.key)
             return OrderOutcome(value, replayed=replayed)
+        except GatewayUnavailable:
+            logger.error("the processor refused order %s; it stays pending", value.key)
+            return OrderOutcome(value, replayed=replayed)
         except PaymentDeclined as declined:
-            return await self._fail(order, declined.reason)
+            if (
+                declined.reason == DeclineReason.AUTHENTICATION_REQUIRED
+                and value.kind == EntryKind.PURCHASE
+                and attended
+            ):
+                # The admin is in the chat: the bank's check happens on the hosted page.
+                return await self._open_checkout(order, locale, replayed=replayed)
+            return await self._fail(order, declined.reason, declined.reference)
         except IdempotencyConflict as error:
             raise OrderRejected("key reused") from error
         return await self._book(
-            order, result.gateway_reference, replayed=replayed, settle=settle, account=account
+            order, payment.reference, replayed=replayed, settle=settle, account=account
         )
 
-    async def _fail(self, order: Versioned[Order], reason: DeclineReason) -> OrderOutcome:
+    async def _open_checkout(
+        self, order: Versioned[Order], locale: str, *, replayed: bool
+    ) -> OrderOutcome:
+        value = order.value
+        try:
+            customer = await ensure_customer(self._repo, self._gateway, value.tenant_id)
+            checkout = await self._gateway.start_checkout(
+                CheckoutRequest(
+                    tenant_id=value.tenant_id,
+                    customer=customer,
+                    key=value.key,
+                    mode=CheckoutMode.PAYMENT,
+                    locale=locale,
+                    # From the order, not the clock: a repeat asks with the same parameters.
+                    expires_at=value.created_at + CHECKOUT_LIFETIME,
+                    amount_minor=value.amount_minor,
+                    currency=value.currency,
+                    save_card=value.method.kind == MethodKind.NEW_CARD and value.method.save_card,
+                    description=f"Communications Credits {value.kind.value}",
+                )
+            )
+        except (GatewayTimeout, GatewayUnavailable):
+            logger.warning("no hosted page for order %s; it stays pending", value.key)
+            return OrderOutcome(value, replayed=replayed)
+        except IdempotencyConflict as error:
+            raise OrderRejected("key reused") from error
+        if value.checkout_reference == checkout.reference:
+            return OrderOutcome(value, replayed=replayed, checkout=checkout)
+        updated = replace(value, checkout_reference=checkout.reference, updated_at=self._clock())
+        try:
+            await self._repo.update_order(order, updated)
+        except ConcurrencyConflict:
+            current = await self._repo.get_order(value.tenant_id, value.key)
+            if current is not None and current.value.status != OrderStatus.PENDING:
+                return OrderOutcome(current.value, replayed=True)
+            # Another request kept the same page (the same key makes the same page).
+        return OrderOutcome(updated, replayed=replayed, checkout=checkout)
+
+    async def _fail(
+        self, order: Versioned[Order], reason: DeclineReason, reference: str = ""
+    ) -> OrderOutcome:
         failed = replace(
             order.value,
             status=OrderStatus.FAILED,
             failure_reason=reason.value,
+            gateway_reference=reference or order.value.gateway_reference,
             updated_at=self._clock(),
         )
         try:
@@ -221,6 +413,9 @@ class OrderService:
         except ConcurrencyConflict:
             current = await self._repo.get_order(order.value.tenant_id, order.value.key)
             if current is not None:
+                if current.value.status == OrderStatus.PENDING:
+                    # Only its hosted page changed meanwhile: fail it as read now.
+                    return await self._fail(current, reason, reference)
                 return OrderOutcome(current.value, replayed=True)
         return OrderOutcome(failed)
 
@@ -232,9 +427,11 @@ class OrderService:
         replayed: bool,
         settle: Settle,
         account: Versioned[Account] | None = None,
+        card: CardOnFile | None = None,
     ) -> OrderOutcome:
         """`account` is the account as read before the charge: the first attempt books on it,
-        saving a read; if it changed meanwhile, its ETag fails the commit and we reload."""
+        saving a read; if it changed meanwhile, its ETag fails the commit and we reload.
+        `card` is the card paid with on the hosted page: kept on the account with the money."""
         tenant_id, key = order.value.tenant_id, order.value.key
         for attempt in range(MAX_BOOKING_ATTEMPTS):
             current_order = order if attempt == 0 else await self._repo.get_order(tenant_id, key)
@@ -258,11 +455,17 @@ class OrderService:
                 at=now,
                 order_key=key,
             )
+            method = current_order.value.method
+            if card is not None and method.kind == MethodKind.NEW_CARD:
+                used = saved_card(card, saved=method.save_card)
+                method = replace(method, card_id=used.id)
+                change = replace(change, account=with_card(change.account, used))
             booked = replace(
                 current_order.value,
                 status=OrderStatus.SUCCEEDED,
                 gateway_reference=gateway_reference,
                 lot_id=change.lots[0].lot_id,
+                method=method,
                 updated_at=now,
             )
             settled, events = settle(change.account, booked)
@@ -280,14 +483,17 @@ class OrderService:
         return OrderOutcome(order.value, replayed=replayed)
 
 
-def _source(account: Account, method: PaymentMethod) -> PaymentSource:
+def _as_asked(method: PaymentMethod) -> PaymentMethod:
+    """A method as an order asks for it: a new card learns its card id only once paid."""
+    return replace(method, card_id="") if method.kind == MethodKind.NEW_CARD else method
+
+
+def _check_method(account: Account, method: PaymentMethod, kind: EntryKind) -> None:
     if method.kind == MethodKind.CARD:
-        card = account.card(method.card_id)
-        if card is None:
+        if account.card(method.card_id) is None:
             raise OrderRejected("card")
-        return PaymentSource(card_token=card.token)
-    if method.agreement_number not in account.agreements:
+    elif method.kind == MethodKind.NEW_CARD:
+        if kind != EntryKind.PURCHASE:
+            raise OrderRejected("method")  # nobody is there to type a card for a recharge
+    elif method.agreement_number not in account.agreements:
         raise OrderRejected("agreement")
-    return PaymentSource(
-        agreement_number=method.agreement_number, purchase_order=method.purchase_order
-    )

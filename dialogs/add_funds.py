@@ -1,8 +1,14 @@
 """The add-funds flow: form → confirmation → order, with the form's nonce as the order key.
 
 The amount and method are validated and kept in dialog state on the server; the confirmation
-card carries only the nonce, so a forged submit cannot change what is charged. Card numbers and
-CVCs are tokenised the moment they arrive and never enter dialog state, logs or re-sent cards.
+card carries only the nonce, so a forged submit cannot change what is charged.
+
+No card of this flow asks for a card number: a new card is typed on the card processor's hosted
+page. Choosing "a new card" places the order (pending) at once and shows a confirmation whose
+button opens the page made for that order; the receipt comes when the processor says it was
+paid (bot/checkout_notices.py updates that card and posts the receipt). A saved card or an
+Enterprise Agreement is confirmed and charged (or invoiced) in the chat, as before; a bank
+that wants the cardholder to confirm a saved card's payment gets the hosted page too.
 """
 
 from __future__ import annotations
@@ -22,14 +28,15 @@ from botbuilder.dialogs import (
     WaterfallDialog,
     WaterfallStepContext,
 )
+from botbuilder.schema import Attachment
 
 from cards import CardRenderer
 from credits.accounts import AccountService
+from credits.conversations import CheckoutCard, CheckoutCards
 from credits.ledger import expiry_of
-from credits.model import Account, MethodKind, OrderStatus, PaymentMethod
+from credits.model import Account, MethodKind, Order, OrderStatus, PaymentMethod
 from credits.money import InvalidAmount, Money, currency_exponent, parse_amount
 from credits.orders import OrderOutcome, OrderRejected, OrderService
-from credits.payments import CardDetails, InvalidCard
 from credits.repository import CreditsRepository
 from dialogs.forms import actor_of, amount_error, is_submit, replace_card, text_of, wait_again
 from dialogs.turn import tenant_id_of, translator_of
@@ -42,6 +49,9 @@ FORM = "add_funds"
 _NONCE = re.compile(r"[0-9a-f]{32}")
 CONFIRM = "add_funds_confirm"
 NEW_CARD = "new_card"
+# What a checkout confirmation shows: waiting for the page, or paid there.
+OPEN = "open"
+PAID = "paid"
 
 
 class AddFundsDialog(ComponentDialog):
@@ -51,6 +61,7 @@ class AddFundsDialog(ComponentDialog):
         orders: OrderService,
         repository: CreditsRepository,
         cards: CardRenderer,
+        checkout_cards: CheckoutCards,
         *,
         minimum: Callable[[str], Money],
         maximum: Callable[[str], Money],
@@ -61,6 +72,7 @@ class AddFundsDialog(ComponentDialog):
         self._orders = orders
         self._repo = repository
         self._cards = cards
+        self._checkout_cards = checkout_cards
         self._minimum = minimum
         self._maximum = maximum
         self._clock = clock
@@ -77,7 +89,8 @@ class AddFundsDialog(ComponentDialog):
     async def form_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         options = step.options if isinstance(step.options, dict) else {}
         tenant_id = tenant_id_of(step.context.activity)
-        account = await self._accounts.get_or_create(tenant_id)
+        # The saved cards as the processor holds them now (a card removed there is gone).
+        account = await self._accounts.sync_cards(tenant_id)
         t = translator_of(step.context)
         values = options.get("values") or {}
         nonce = options.get("nonce") or uuid.uuid4().hex
@@ -105,15 +118,18 @@ class AddFundsDialog(ComponentDialog):
             return await self._unexpected(step)
         tenant_id = tenant_id_of(step.context.activity)
         account = await self._accounts.get_or_create(tenant_id)
-        fields = {k: value.get(k) for k in ("amount", "method", "po")}
+        fields = {k: value.get(k) for k in ("amount", "method", "po", "save_card")}
         errors, order = await self._check(step.context, account, value)
         if errors:
             return await step.replace_dialog(
                 self.initial_dialog_id,
                 {"values": _safe(fields), "errors": errors, "nonce": step.values["nonce"]},
             )
-        # A fresh account read: a new card may have been added to it by _check.
-        account = await self._accounts.get_or_create(tenant_id)
+        if order["method_kind"] == MethodKind.NEW_CARD.value:
+            # The order is placed now, and its hosted page made for it: the confirmation's
+            # button opens that page, and the flow ends here (the processor says the rest).
+            await self.place(step.context, step.values["nonce"], order)
+            return await step.end_dialog()
         step.values["order"] = order
         await self._send_confirmation(step.context, account, order, step.values["nonce"])
         return Dialog.end_of_turn
@@ -145,10 +161,17 @@ class AddFundsDialog(ComponentDialog):
                 Money(order["amount_minor"], order["currency"]),
                 method,
                 actor=actor_of(turn_context),
+                locale=t.tag,
             )
         except OrderRejected as rejected:
             logger.warning("order refused for tenant %s: %s", tenant_id, rejected.reason)
             await turn_context.send_activity(t("add_funds.expired_form"))
+            return
+        if outcome.checkout is not None:
+            await self._show_checkout(turn_context, t, outcome, new=method.kind.value == NEW_CARD)
+            return
+        if method.kind == MethodKind.NEW_CARD and outcome.status == OrderStatus.PENDING:
+            await turn_context.send_activity(t("add_funds.page_unavailable"))
             return
         await self._show_outcome(turn_context, t, outcome.account, outcome)
 
@@ -170,6 +193,39 @@ class AddFundsDialog(ComponentDialog):
             turn_context, t, account, OrderOutcome(existing.value, account, replayed=True)
         )
 
+    async def _show_checkout(
+        self, turn_context: TurnContext, t: Translator, outcome: OrderOutcome, *, new: bool
+    ) -> None:
+        """The confirmation whose button opens the order's hosted page; remembered, so the
+        processor's answer can update it in place."""
+        assert outcome.checkout is not None
+        tenant_id = tenant_id_of(turn_context.activity)
+        account = await self._accounts.get_or_create(tenant_id)
+        card = confirmation_attachment(
+            self._cards,
+            t,
+            account,
+            outcome.order,
+            expires=expiry_of(self._clock()),
+            checkout_url=outcome.checkout.url,
+            note=t("confirm.checkout_note" if new else "confirm.authenticate_note"),
+        )
+        if new:
+            sent = await turn_context.send_activity(MessageFactory.attachment(card))
+            activity_id = (sent.id or "") if sent is not None else ""
+        else:  # the saved card's confirmation becomes the page's
+            activity_id = await replace_card(turn_context, card)
+        await self._checkout_cards.remember(
+            CheckoutCard(
+                tenant_id=tenant_id,
+                key=outcome.order.key,
+                reference=TurnContext.get_conversation_reference(turn_context.activity).serialize(),
+                activity_id=activity_id,
+                locale=t.tag,
+                purpose="order",
+            )
+        )
+
     async def _show_outcome(
         self,
         turn_context: TurnContext,
@@ -182,25 +238,11 @@ class AddFundsDialog(ComponentDialog):
             after = outcome.account or account
             if after is None:  # booked by another request that did not return the account
                 after = await self._accounts.get_or_create(order.tenant_id)
-            card = self._cards.attachment(
-                "add_funds_receipt",
-                t,
-                order_id=order.key[:12].upper(),
-                amount=t.minor_money(order.amount_minor, order.currency),
-                balance=t.minor_money(after.balance_minor, after.currency),
-                expires=t.date(expiry_of(order.created_at)),
-                method=_method_label(t, after, order.method),
-                recommend_auto_recharge=not after.auto_recharge.enabled,
-            )
+            card = receipt_attachment(self._cards, t, after, order)
         elif order.status == OrderStatus.FAILED:
-            card = self._cards.attachment(
-                "add_funds_failed",
-                t,
-                reason=t(f"failed.reason.{order.failure_reason or 'declined'}"),
-                amount=t.minor_money(order.amount_minor, order.currency),
-            )
+            card = failed_attachment(self._cards, t, order)
         else:
-            card = self._cards.attachment("add_funds_pending", t, order_id=order.key[:12].upper())
+            card = self._cards.attachment("add_funds_pending", t, order_id=order_id(order))
         await replace_card(turn_context, card)
 
     # --- validation -------------------------------------------------------------------------
@@ -232,13 +274,10 @@ class AddFundsDialog(ComponentDialog):
         method = text_of(value.get("method"))
         order: dict[str, Any] = {}
         if method == NEW_CARD:
-            card_error, card_id = await self._new_card(
-                turn_context, value, errors_only=bool(errors)
+            order.update(
+                method_kind=MethodKind.NEW_CARD.value,
+                save_card=text_of(value.get("save_card")) == "true",
             )
-            if card_error:
-                errors["card"] = t(card_error)
-            else:
-                order.update(method_kind=MethodKind.CARD.value, card_id=card_id)
         elif method.startswith("card:") and (card := account.card(method[5:])) and card.saved:
             order.update(method_kind=MethodKind.CARD.value, card_id=card.id)
         elif method.startswith("agreement:") and method[10:] in account.agreements:
@@ -255,40 +294,12 @@ class AddFundsDialog(ComponentDialog):
         if errors or amount is None:
             return errors, {}
         order.update(
-            amount_minor=amount.minor, currency=currency, amount=text_of(value.get("amount"))
+            amount_minor=amount.minor,
+            currency=currency,
+            amount=text_of(value.get("amount")),
+            method=method,
         )
-        order["method"] = method if method != NEW_CARD else f"card:{order['card_id']}"
         return errors, order
-
-    async def _new_card(
-        self, turn_context: TurnContext, value: dict[str, Any], *, errors_only: bool
-    ) -> tuple[str, str]:
-        """Tokenise the typed card; (message id of the problem, or "", and the card id)."""
-        try:
-            month = int(text_of(value.get("card_month")) or "0")
-            year = int(text_of(value.get("card_year")) or "0")
-        except ValueError:
-            return "error.card.expiry", ""
-        details = CardDetails(
-            number=text_of(value.get("card_number")),
-            expiry_month=month,
-            expiry_year=year,
-            cvc=text_of(value.get("card_cvc")),
-            holder_name=text_of(value.get("card_name")),
-        )
-        if errors_only:
-            # Other fields are wrong: the card is not tokenised (nor kept) for a form that
-            # comes back anyway; the admin retypes it.
-            return "error.card.retype", ""
-        try:
-            card = await self._accounts.add_card(
-                tenant_id_of(turn_context.activity),
-                details,
-                save=text_of(value.get("card_save")) == "true",
-            )
-        except InvalidCard as invalid:
-            return f"error.card.{invalid.field}", ""
-        return "", card.id
 
     # --- cards ------------------------------------------------------------------------------
 
@@ -303,14 +314,13 @@ class AddFundsDialog(ComponentDialog):
     ) -> None:
         currency = account.currency
         methods = [
-            {"value": f"card:{c.id}", "title": _card_label(t, c)} for c in account.cards if c.saved
+            {"value": f"card:{c.id}", "title": card_label(t, c)} for c in account.cards if c.saved
         ]
         methods += [
             {"value": f"agreement:{n}", "title": t("add_funds.method_agreement", number=n)}
             for n in account.agreements
         ]
         methods.append({"value": NEW_CARD, "title": t("add_funds.method_new_card")})
-        now = self._clock()
         await turn_context.send_activity(
             MessageFactory.attachment(
                 self._cards.attachment(
@@ -328,9 +338,11 @@ class AddFundsDialog(ComponentDialog):
                         "amount": text_of(values.get("amount")),
                         "method": text_of(values.get("method")) or _default_method(account),
                         "po": text_of(values.get("po")),
+                        "save_card": "false"
+                        if text_of(values.get("save_card")) == "false"
+                        else "true",
                     },
                     errors=errors,
-                    years=[str(now.year + i) for i in range(0, 12)],
                 )
             )
         )
@@ -347,10 +359,13 @@ class AddFundsDialog(ComponentDialog):
                     t,
                     nonce=nonce,
                     amount=t.minor_money(order["amount_minor"], account.currency),
-                    method=_method_label(t, account, _method_from(order)),
+                    method=method_label(t, account, _method_from(order)),
                     balance_now=t.minor_money(account.balance_minor, account.currency),
                     balance_after=t.minor_money(new_balance, account.currency),
                     expires=t.date(expiry_of(self._clock())),
+                    checkout_url="",
+                    state="",
+                    note="",
                 )
             )
         )
@@ -362,12 +377,73 @@ class AddFundsDialog(ComponentDialog):
         return wait_again(step)
 
 
+# --- the cards of an order, also shown when the processor answers later ----------------------
+
+
+def order_id(order: Order) -> str:
+    return order.key[:12].upper()
+
+
+def confirmation_attachment(
+    cards: CardRenderer,
+    t: Translator,
+    account: Account,
+    order: Order,
+    *,
+    expires: datetime,
+    checkout_url: str = "",
+    state: str = OPEN,
+    note: str = "",
+) -> Attachment:
+    """An order's confirmation around its hosted page: its button opens the page (`OPEN`), or
+    it says the page was paid (`PAID`, `account` being the account after the booking)."""
+    before = account.balance_minor - (order.amount_minor if state == PAID else 0)
+    return cards.attachment(
+        "add_funds_confirm",
+        t,
+        nonce="",
+        amount=t.minor_money(order.amount_minor, order.currency),
+        method=method_label(t, account, order.method),
+        balance_now=t.minor_money(before, order.currency),
+        balance_after=t.minor_money(before + order.amount_minor, order.currency),
+        expires=t.date(expires),
+        checkout_url=checkout_url if state == OPEN else "",
+        state=state,
+        note=note,
+    )
+
+
+def receipt_attachment(
+    cards: CardRenderer, t: Translator, account: Account, order: Order
+) -> Attachment:
+    """The receipt of a booked order; `account` is the account after the booking."""
+    return cards.attachment(
+        "add_funds_receipt",
+        t,
+        order_id=order_id(order),
+        amount=t.minor_money(order.amount_minor, order.currency),
+        balance=t.minor_money(account.balance_minor, account.currency),
+        expires=t.date(expiry_of(order.updated_at if order.lot_id else order.created_at)),
+        method=method_label(t, account, order.method),
+        recommend_auto_recharge=not account.auto_recharge.enabled,
+    )
+
+
+def failed_attachment(cards: CardRenderer, t: Translator, order: Order) -> Attachment:
+    return cards.attachment(
+        "add_funds_failed",
+        t,
+        reason=t(f"failed.reason.{order.failure_reason or 'declined'}"),
+        amount=t.minor_money(order.amount_minor, order.currency),
+    )
+
+
 # --- helpers ----------------------------------------------------------------------------------
 
 
 def _safe(values: dict[str, Any]) -> dict[str, str]:
-    """What may be echoed back into a form: never card number or CVC."""
-    return {k: text_of(values.get(k)) for k in ("amount", "method", "po")}
+    """What may be echoed back into a form (its own fields, as text)."""
+    return {k: text_of(values.get(k)) for k in ("amount", "method", "po", "save_card")}
 
 
 def _default_method(account: Account) -> str:
@@ -377,8 +453,11 @@ def _default_method(account: Account) -> str:
 
 
 def _method_from(order: dict[str, Any]) -> PaymentMethod:
-    if order.get("method_kind") == MethodKind.CARD.value:
+    kind = order.get("method_kind")
+    if kind == MethodKind.CARD.value:
         return PaymentMethod(MethodKind.CARD, card_id=order["card_id"])
+    if kind == MethodKind.NEW_CARD.value:
+        return PaymentMethod(MethodKind.NEW_CARD, save_card=bool(order.get("save_card")))
     return PaymentMethod(
         MethodKind.AGREEMENT,
         agreement_number=order["agreement_number"],
@@ -386,7 +465,7 @@ def _method_from(order: dict[str, Any]) -> PaymentMethod:
     )
 
 
-def _card_label(t: Translator, card) -> str:
+def card_label(t: Translator, card) -> str:
     return t(
         "add_funds.method_saved",
         brand=t.card_brand(card.brand),
@@ -396,10 +475,10 @@ def _card_label(t: Translator, card) -> str:
     )
 
 
-def _method_label(t: Translator, account: Account, method: PaymentMethod) -> str:
-    if method.kind == MethodKind.CARD:
-        card = account.card(method.card_id)
-        return _card_label(t, card) if card else t("add_funds.method_new_card")
+def method_label(t: Translator, account: Account, method: PaymentMethod) -> str:
+    if method.kind in (MethodKind.CARD, MethodKind.NEW_CARD):
+        card = account.card(method.card_id) if method.card_id else None
+        return card_label(t, card) if card else t("add_funds.method_new_card")
     label = t("add_funds.method_agreement", number=method.agreement_number)
     if method.purchase_order:
         label += " · " + t("add_funds.po_short", po=method.purchase_order)

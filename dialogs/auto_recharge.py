@@ -30,7 +30,7 @@ from credits.accounts import AccountService
 from credits.model import Account, AutoRecharge
 from credits.money import Money, currency_exponent
 from credits.repository import CreditsRepository
-from dialogs.add_funds import _card_label, _default_method
+from dialogs.add_funds import _default_method, card_label
 from dialogs.forms import amount_error, is_submit, replace_card, text_of
 from dialogs.turn import tenant_id_of, translator_of
 from locales import Translator
@@ -81,7 +81,8 @@ class AutoRechargeDialog(ComponentDialog):
                 step.values["awaiting_confirmation"] = True
                 return await step.next(None)
             return Dialog.end_of_turn
-        account = await self._accounts.get_or_create(tenant_id_of(step.context.activity))
+        # The saved cards as the processor holds them now (a card saved or removed there).
+        account = await self._accounts.sync_cards(tenant_id_of(step.context.activity))
         t = translator_of(step.context)
         nonce = options.get("nonce") or uuid.uuid4().hex
         step.values["nonce"] = nonce
@@ -302,7 +303,7 @@ def _plain(t: Translator, minor: int, currency: str) -> str:
 def _methods(t: Translator, account: Account) -> list[dict[str, str]]:
     """Saved cards and agreement numbers, labelled as on the add-funds form."""
     methods = [
-        {"value": f"{rules.CARD_CHOICE}{c.id}", "title": _card_label(t, c)}
+        {"value": f"{rules.CARD_CHOICE}{c.id}", "title": card_label(t, c)}
         for c in account.cards
         if c.saved
     ]

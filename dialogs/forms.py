@@ -30,17 +30,19 @@ def actor_of(turn_context: TurnContext) -> str:
     return (sender.aad_object_id or sender.id or "") if sender else ""
 
 
-async def replace_card(turn_context: TurnContext, attachment: Attachment) -> None:
-    """Put a result where the submitted card was, so its buttons cannot be pressed again."""
+async def replace_card(turn_context: TurnContext, attachment: Attachment) -> str:
+    """Put a result where the submitted card was, so its buttons cannot be pressed again; the
+    id of the message that shows it ("" when the channel did not say)."""
     reply_to = turn_context.activity.reply_to_id
     if reply_to:
         update = Activity(type=ActivityTypes.message, id=reply_to, attachments=[attachment])
         try:
             await turn_context.update_activity(update)
-            return
+            return reply_to
         except Exception:  # noqa: BLE001 - any refusal by the channel falls back to a new message
             logger.warning("could not replace the submitted card; sending the result instead")
-    await turn_context.send_activity(MessageFactory.attachment(attachment))
+    sent = await turn_context.send_activity(MessageFactory.attachment(attachment))
+    return (sent.id or "") if sent is not None else ""
 
 
 def wait_again(step: WaterfallStepContext) -> DialogTurnResult:

@@ -37,6 +37,8 @@ class StatusReply:
             balance=t.minor_money(account.balance_minor, account.currency),
             currency=account.currency,
             auto_recharge=_auto_recharge(t, account),
+            # Refunded or disputed payments whose funds had already been spent.
+            owed=t.minor_money(account.owed_minor, account.currency) if account.owed_minor else "",
             lots=_lots(t, status),
             next_expiry=_next_expiry(t, status),
             recent=_recent(t, status),

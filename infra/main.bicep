@@ -60,6 +60,23 @@ param microsoftAppPassword string = ''
 @description('Key Vault secret URI holding the client secret, used instead of microsoftAppPassword (grant the web app\'s identity "Key Vault Secrets User" on the vault).')
 param microsoftAppPasswordSecretUri string = ''
 
+@description('STRIPE_SECRET_KEY: the Stripe account\'s secret key (sk_live_...) or a restricted key. Leave empty when stripeSecretKeySecretUri is given.')
+@secure()
+param stripeSecretKey string = ''
+
+@description('Key Vault secret URI holding the Stripe secret key, used instead of stripeSecretKey (grant the web app\'s identity "Key Vault Secrets User" on the vault).')
+param stripeSecretKeySecretUri string = ''
+
+@description('STRIPE_WEBHOOK_SECRET: the signing secret (whsec_...) of the webhook endpoint made in Stripe for <web app>/api/payments/stripe. Leave empty when stripeWebhookSecretSecretUri is given.')
+@secure()
+param stripeWebhookSecret string = ''
+
+@description('Key Vault secret URI holding the Stripe webhook signing secret, used instead of stripeWebhookSecret.')
+param stripeWebhookSecretSecretUri string = ''
+
+@description('PUBLIC_BASE_URL: the bot\'s https address as browsers reach it (Stripe Checkout sends admins back to it). Empty: the web app\'s own https://<name>.azurewebsites.net.')
+param publicBaseUrl string = ''
+
 @description('Azure Bot pricing tier: F0 (free, standard channels such as Teams are free) or S1.')
 @allowed([
   'F0'
@@ -86,6 +103,10 @@ var storageTableDataContributor = subscriptionResourceId('Microsoft.Authorizatio
 var acrPull = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '7f951dda-4ed3-4680-a7ca-43fe172d538d')
 var port = '3978'
 var appPasswordSetting = empty(microsoftAppPasswordSecretUri) ? microsoftAppPassword : '@Microsoft.KeyVault(SecretUri=${microsoftAppPasswordSecretUri})'
+var stripeSecretKeySetting = empty(stripeSecretKeySecretUri) ? stripeSecretKey : '@Microsoft.KeyVault(SecretUri=${stripeSecretKeySecretUri})'
+var stripeWebhookSecretSetting = empty(stripeWebhookSecretSecretUri) ? stripeWebhookSecret : '@Microsoft.KeyVault(SecretUri=${stripeWebhookSecretSecretUri})'
+// The web app's own host name, known before it exists (it cannot refer to itself).
+var publicBaseUrlSetting = empty(publicBaseUrl) ? 'https://${webAppName}.azurewebsites.net' : publicBaseUrl
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: storageAccountName
@@ -182,6 +203,22 @@ resource webApp 'Microsoft.Web/sites@2023-12-01' = {
           name: 'WEBSITES_ENABLE_APP_SERVICE_STORAGE'
           value: 'false'
         }
+        {
+          name: 'PAYMENT_GATEWAY'
+          value: 'stripe'
+        }
+        {
+          name: 'STRIPE_SECRET_KEY'
+          value: stripeSecretKeySetting
+        }
+        {
+          name: 'STRIPE_WEBHOOK_SECRET'
+          value: stripeWebhookSecretSetting
+        }
+        {
+          name: 'PUBLIC_BASE_URL'
+          value: publicBaseUrlSetting
+        }
       ]
     }
   }
@@ -249,3 +286,4 @@ output botName string = bot.name
 output storageAccountName string = storage.name
 output storageTableEndpoint string = storage.properties.primaryEndpoints.table
 output webAppPrincipalId string = webApp.identity.principalId
+output stripeWebhookUrl string = '${publicBaseUrlSetting}/api/payments/stripe'

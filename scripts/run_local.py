@@ -106,6 +106,10 @@ def bot_environment(connection_string: str, port: int) -> dict[str, str]:
             # bot refuse to start (the environment wins over .env).
             "MicrosoftAppId": "",
             "MicrosoftAppPassword": "",
+            # Offline: the embedded sandbox takes the payments, its hosted page on the bot's
+            # own loopback address (where the browser opens it).
+            "PAYMENT_GATEWAY": "sandbox",
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
             "PYTHONUNBUFFERED": "1",
         }
     )

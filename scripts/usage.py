@@ -137,6 +137,7 @@ async def _import(settings: ImportSettings, path: Path, tenant_id: str) -> int:
         account_url=settings.account_url,
         prefix=settings.table_prefix,
     )
+    credits = None
     try:
         table = store.table(store.names.credits)
         if not await _exists(table):
@@ -178,6 +179,8 @@ async def _import(settings: ImportSettings, path: Path, tenant_id: str) -> int:
         sys.stdout.write(json.dumps(printable(tenant_id, report), indent=2) + "\n")
         return 0
     finally:
+        if credits is not None:
+            await credits.close()
         await store.close()
 
 

@@ -1,11 +1,13 @@
 """`credits.conversations.Conversations` on Azure Tables: one partition per tenant, one row per
-conversation (RowKey = the escaped conversation id), the reference as JSON text."""
+conversation (RowKey = the escaped conversation id), the reference as JSON text; and the chat
+cards that opened a processor's hosted page (`TableCheckoutCards`), on a table of their own."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +20,8 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from credits.conversations import ConversationConflict, StoredConversation
+from credits.conversations import CheckoutCard, ConversationConflict, StoredConversation
+from credits.repository import Versioned
 from storage.keys import escape_key
 
 logger = logging.getLogger(__name__)
@@ -184,3 +187,67 @@ def _to_stored(entity: dict) -> StoredConversation:
         team_name=entity.get("TeamName", ""),
         channel_name=entity.get("ChannelName", ""),
     )
+
+
+class TableCheckoutCards:
+    """`credits.conversations.CheckoutCards` on its own table: one partition per tenant, one
+    row per key of an order or setup that opened a hosted page."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    async def remember(self, card: CheckoutCard) -> None:
+        entity = {
+            "PartitionKey": escape_key(card.tenant_id),
+            "RowKey": escape_key(card.key),
+            "TenantId": card.tenant_id,
+            "Key": card.key,
+            "Reference": json.dumps(card.reference),
+            "ActivityId": card.activity_id,
+            "Locale": card.locale,
+            "Purpose": card.purpose,
+            "Told": card.told,
+        }
+        # The same order's card shown again (a repeat) replaces the one it was.
+        await self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    async def get(self, tenant_id: str, key: str) -> Versioned[CheckoutCard] | None:
+        try:
+            entity = await self._table.get_entity(escape_key(tenant_id), escape_key(key))
+        except ResourceNotFoundError:
+            return None
+        card = CheckoutCard(
+            tenant_id=entity["TenantId"],
+            key=entity["Key"],
+            reference=json.loads(entity["Reference"]),
+            activity_id=entity.get("ActivityId", ""),
+            locale=entity.get("Locale", ""),
+            purpose=entity.get("Purpose", ""),
+            told=bool(entity.get("Told")),
+        )
+        return Versioned(card, entity.metadata["etag"])
+
+    async def claim(self, current: Versioned[CheckoutCard]) -> Versioned[CheckoutCard] | None:
+        return await self._mark(current, told=True)
+
+    async def release(self, claimed: Versioned[CheckoutCard]) -> None:
+        await self._mark(claimed, told=False)
+
+    async def _mark(
+        self, current: Versioned[CheckoutCard], *, told: bool
+    ) -> Versioned[CheckoutCard] | None:
+        card = current.value
+        try:
+            metadata = await self._table.update_entity(
+                {
+                    "PartitionKey": escape_key(card.tenant_id),
+                    "RowKey": escape_key(card.key),
+                    "Told": told,
+                },
+                mode=UpdateMode.MERGE,
+                etag=current.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return None
+        return Versioned(replace(card, told=told), metadata["etag"])

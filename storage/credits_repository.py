@@ -326,6 +326,8 @@ def _account_entity(account: Account) -> dict[str, Any]:
         "Recharge": json.dumps(asdict(account.recharge)),
         "LowBalanceThresholds": json.dumps(list(account.low_balance_thresholds)),
         "LastPurchaseMinor": _int64(account.last_purchase_minor),
+        "PaymentCustomer": account.payment_customer,
+        "OwedMinor": _int64(account.owed_minor),
     }
 
 
@@ -342,6 +344,8 @@ def _account_from(entity: dict[str, Any]) -> Account:
         recharge=RechargeState(**json.loads(entity.get("Recharge") or "{}")),
         low_balance_thresholds=tuple(json.loads(entity.get("LowBalanceThresholds") or "[]")),
         last_purchase_minor=_int(entity.get("LastPurchaseMinor") or 0),
+        payment_customer=entity.get("PaymentCustomer", ""),
+        owed_minor=_int(entity.get("OwedMinor") or 0),
     )
 
 
@@ -417,6 +421,9 @@ def _order_entity(order: Order) -> dict[str, Any]:
         "GatewayReference": order.gateway_reference,
         "FailureReason": order.failure_reason,
         "LotId": order.lot_id,
+        "CheckoutReference": order.checkout_reference,
+        "RefundedMinor": _int64(order.refunded_minor),
+        "DisputedMinor": _int64(order.disputed_minor),
     }
 
 
@@ -436,6 +443,9 @@ def _order_from(entity: dict[str, Any]) -> Order:
         gateway_reference=entity.get("GatewayReference", ""),
         failure_reason=entity.get("FailureReason", ""),
         lot_id=entity.get("LotId", ""),
+        checkout_reference=entity.get("CheckoutReference", ""),
+        refunded_minor=_int(entity.get("RefundedMinor") or 0),
+        disputed_minor=_int(entity.get("DisputedMinor") or 0),
     )
 
 

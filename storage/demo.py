@@ -13,8 +13,8 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
+from credits.accounts import saved_card
 from credits.directory import (
     BILLING_ADMINISTRATOR,
     GLOBAL_ADMINISTRATOR,
@@ -22,9 +22,9 @@ from credits.directory import (
     DirectoryUser,
     Sku,
 )
-from credits.model import Account, SavedCard
-from credits.payments import CardDetails, PaymentGateway
+from credits.model import Account
 from storage.embedded_directory import EmbeddedDirectory
+from storage.sandbox_gateway import SandboxGateway
 
 logger = logging.getLogger(__name__)
 
@@ -223,24 +223,20 @@ DEMO_CARD_NUMBER = "4242424242424242"  # the sandbox's always-succeeds test card
 DEMO_AGREEMENTS = ("EA-4471-2210", "EA-8802-3157")
 
 
-def demo_seeder(gateway: PaymentGateway):
-    """An `AccountSeeder`: a new account gets a saved test card and two agreement numbers."""
+def demo_seeder(gateway: SandboxGateway | None):
+    """An `AccountSeeder`: a new account gets two agreement numbers and, with the sandbox, a
+    saved test card.
+
+    The card is saved in the sandbox directly, as if an admin had typed it on the sandbox's
+    hosted page: the demo never types a card number anywhere.
+    """
 
     async def seed(account: Account) -> Account:
-        token = await gateway.tokenize_card(
-            account.tenant_id,
-            CardDetails(DEMO_CARD_NUMBER, 12, datetime.now(UTC).year + 3, "123", "Demo Admin"),
-        )
-        card = SavedCard(
-            id="card-" + uuid.uuid4().hex[:12],
-            token=token.token,
-            brand=token.brand,
-            last4=token.last4,
-            expiry_month=token.expiry_month,
-            expiry_year=token.expiry_year,
-        )
-        return replace(
-            account, cards=(card,), agreements=DEMO_AGREEMENTS, default_method_id=card.id
-        )
+        account = replace(account, agreements=DEMO_AGREEMENTS)
+        if gateway is None:
+            return account
+        customer = await gateway.create_customer(account.tenant_id)
+        card = saved_card(await gateway.seed_card(account.tenant_id, DEMO_CARD_NUMBER))
+        return replace(account, cards=(card,), default_method_id=card.id, payment_customer=customer)
 
     return seed

@@ -41,6 +41,11 @@ class TableNames:
         return f"{self.prefix}SandboxPayments"
 
     @property
+    def checkout_cards(self) -> str:
+        """The chat cards that opened a processor's hosted page."""
+        return f"{self.prefix}CheckoutCards"
+
+    @property
     def leases(self) -> str:
         return f"{self.prefix}Leases"
 
@@ -64,6 +69,7 @@ class TableNames:
             self.conversations,
             self.credits,
             self.sandbox_payments,
+            self.checkout_cards,
             self.directory,
             self.audit,
             self.leases,

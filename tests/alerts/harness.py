@@ -158,4 +158,13 @@ SAMPLE_DATA: dict[EventKind, dict] = {
         "days": 30,
     },
     EventKind.FUNDS_EXPIRED: {"amount_minor": 20_000, "expired_at": "2026-11-20T00:00:00+00:00"},
+    EventKind.PAYMENT_REVERSED: {
+        "reason": "refund",
+        "amount_minor": 20_000,
+        "taken_minor": 5_000,
+        "owed_minor": 15_000,
+        "owed_total_minor": 15_000,
+        "balance_minor": 0,
+        "order": "0123456789AB",
+    },
 }

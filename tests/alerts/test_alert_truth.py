@@ -30,7 +30,6 @@ from credits.model import (
 )
 from credits.money import Money
 from credits.orders import OrderService
-from credits.payments import CardDetails
 from credits.usage_charging import UsageCharger
 from dialogs.alert_commands import history_of
 from locales import Localizer
@@ -66,10 +65,8 @@ class Money_:
         self.repo = harness.credits
 
     async def open(self) -> None:
-        token = await self.gateway.tokenize_card(
-            TENANT, CardDetails("4242424242424242", 12, datetime.now(UTC).year + 2, "123", "A")
-        )
-        card = SavedCard("card-1", token.token, token.brand, token.last4, 12, token.expiry_year)
+        held = await self.gateway.seed_card(TENANT, "4242424242424242")
+        card = SavedCard("card-1", held.reference, held.brand, held.last4, 12, held.expiry_year)
         await self.repo.create_account(
             Account(TENANT, "USD", cards=(card,), default_method_id="card-1")
         )
@@ -250,10 +247,8 @@ async def test_an_event_written_before_events_carried_the_default_is_delivered(
 
 async def auto_recharge_on(money: Money_, card_number: str = "4242424242424242") -> None:
     """Auto-recharge of $500 below $200, with a card (a declining one, if asked)."""
-    token = await money.gateway.tokenize_card(
-        TENANT, CardDetails(card_number, 12, datetime.now(UTC).year + 2, "123", "A")
-    )
-    card = SavedCard("card-2", token.token, token.brand, token.last4, 12, token.expiry_year)
+    held = await money.gateway.seed_card(TENANT, card_number)
+    card = SavedCard("card-2", held.reference, held.brand, held.last4, 12, held.expiry_year)
     current = await money.repo.get_account(TENANT)
     await money.repo.save_account(
         current,

@@ -25,10 +25,11 @@ EXPECTED_ACTIONS = {
     EventKind.BALANCE_LOW: ["add_funds", "auto_recharge"],
     EventKind.BALANCE_ZERO: ["add_funds"],
     EventKind.RECHARGE_SUCCEEDED: ["status"],
-    EventKind.RECHARGE_FAILED: ["auto_recharge", "add_funds"],
+    EventKind.RECHARGE_FAILED: ["update_payment_method", "add_funds"],
     EventKind.AUTO_RECHARGE_DISABLED: ["auto_recharge"],
     EventKind.FUNDS_EXPIRING: ["status"],
     EventKind.FUNDS_EXPIRED: ["status"],
+    EventKind.PAYMENT_REVERSED: ["status"],
 }
 LOCALES = ["en-US", "pt-BR", "es-ES", "zh-CN", "ru-RU", "fr-FR"]
 

@@ -61,6 +61,10 @@ def teams_settings(azurite, table_prefix, bot_keys) -> Settings:
             "TABLE_PREFIX": table_prefix,
             "DIRECTORY": "embedded",
             "BotOpenIdMetadata": bot_keys.metadata_url,
+            # Production takes real payments; nothing here reaches Stripe.
+            "STRIPE_SECRET_KEY": "sk_test_not_used",
+            "STRIPE_WEBHOOK_SECRET": "whsec_not_used",
+            "PUBLIC_BASE_URL": "https://ccbot.example",
         }
     )
 

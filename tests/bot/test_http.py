@@ -158,6 +158,10 @@ async def test_an_app_id_requires_a_token(aiohttp_client, azurite, table_prefix,
             "MicrosoftAppPassword": "not-a-real-secret",
             "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
             "TABLE_PREFIX": table_prefix,
+            # Production takes real payments; nothing here reaches Stripe.
+            "STRIPE_SECRET_KEY": "sk_test_not_used",
+            "STRIPE_WEBHOOK_SECRET": "whsec_not_used",
+            "PUBLIC_BASE_URL": "https://ccbot.example",
         }
     )
     client = await aiohttp_client(create_app(settings))

@@ -7,7 +7,17 @@ import pytest
 from bot.settings import Settings, SettingsError
 
 STORAGE = {"AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"}
-APP = {"MicrosoftAppId": "11111111-2222-3333-4444-555555555555", "MicrosoftAppPassword": "s3cr3t"}
+# With an app id the bot takes real payments: Stripe's keys and the bot's public address.
+PAYMENTS = {
+    "STRIPE_SECRET_KEY": "sk_test_51Secret",
+    "STRIPE_WEBHOOK_SECRET": "whsec_Signing",
+    "PUBLIC_BASE_URL": "https://ccbot.azurewebsites.net/",
+}
+APP = {
+    "MicrosoftAppId": "11111111-2222-3333-4444-555555555555",
+    "MicrosoftAppPassword": "s3cr3t",
+    **PAYMENTS,
+}
 
 
 def test_defaults_with_an_app_id():
@@ -75,6 +85,7 @@ def test_user_assigned_msi_needs_no_password():
             "MicrosoftAppTenantId": "tenant",
             "GRAPH_CLIENT_ID": "graph-app",
             "GRAPH_CLIENT_SECRET": "graph-secret",
+            **PAYMENTS,
         }
     )
     assert settings.microsoft_app_type == "UserAssignedMSI"
@@ -100,6 +111,8 @@ def test_repr_hides_secrets():
     text = repr(Settings.from_mapping({**STORAGE, **APP}))
     assert "s3cr3t" not in text
     assert "UseDevelopmentStorage" not in text
+    assert "sk_test_51Secret" not in text and "whsec_Signing" not in text
+    assert "payment_gateway='stripe'" in text
 
 
 # --- issue 13: settings that would open the service --------------------------------------------
@@ -175,3 +188,54 @@ def test_the_signing_keys_come_from_the_bot_framework_unless_told():
     assert local.bot_openid_metadata_url == "http://127.0.0.1:9/openid"
     with pytest.raises(SettingsError, match="BotOpenIdMetadata"):
         Settings.from_mapping({**STORAGE, **APP, "BotOpenIdMetadata": "http://keys.example"})
+
+
+# --- payments ---------------------------------------------------------------------------------
+
+
+def test_payments_default_to_the_sandbox_locally_and_to_stripe_with_an_app_id():
+    local = Settings.from_mapping(LOCAL)
+    assert (local.payment_gateway, local.public_base_url) == ("sandbox", "http://127.0.0.1:3978")
+    assert Settings.from_mapping({**LOCAL, "PORT": "4000"}).public_base_url == (
+        "http://127.0.0.1:4000"
+    )
+    production = Settings.from_mapping({**STORAGE, **APP})
+    assert production.payment_gateway == "stripe"
+    assert (production.stripe_secret_key, production.stripe_webhook_secret) == (
+        "sk_test_51Secret",
+        "whsec_Signing",
+    )
+    assert production.public_base_url == "https://ccbot.azurewebsites.net"
+    assert production.stripe_api_base == ""  # api.stripe.com
+
+
+def test_production_never_runs_the_sandbox():
+    with pytest.raises(SettingsError, match="PAYMENT_GATEWAY=sandbox") as refused:
+        Settings.from_mapping({**STORAGE, **APP, "PAYMENT_GATEWAY": "sandbox"})
+    assert "MicrosoftAppId" in str(refused.value)
+    # Locally, Stripe is a choice too (its test mode, or a fake on loopback).
+    local_stripe = Settings.from_mapping(
+        {**LOCAL, **PAYMENTS, "PAYMENT_GATEWAY": "Stripe", "STRIPE_API_BASE": "http://127.0.0.1:9/"}
+    )
+    assert (local_stripe.payment_gateway, local_stripe.stripe_api_base) == (
+        "stripe",
+        "http://127.0.0.1:9",
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "variable"),
+    [
+        ({"PAYMENT_GATEWAY": "paypal"}, "PAYMENT_GATEWAY"),
+        ({"STRIPE_SECRET_KEY": ""}, "STRIPE_SECRET_KEY"),
+        ({"STRIPE_SECRET_KEY": "pk_test_publishable"}, "STRIPE_SECRET_KEY"),
+        ({"STRIPE_WEBHOOK_SECRET": ""}, "STRIPE_WEBHOOK_SECRET"),
+        ({"STRIPE_WEBHOOK_SECRET": "secret"}, "STRIPE_WEBHOOK_SECRET"),
+        ({"STRIPE_API_BASE": "api.stripe.com"}, "STRIPE_API_BASE"),
+        ({"PUBLIC_BASE_URL": "http://ccbot.example"}, "PUBLIC_BASE_URL"),
+        ({"PUBLIC_BASE_URL": "ccbot.example"}, "PUBLIC_BASE_URL"),
+    ],
+)
+def test_bad_payment_settings_name_the_variable(changes, variable):
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_mapping({**STORAGE, **APP, **changes})

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 ADMIN_AAD = "00000000-0000-0000-0000-0000000000020"
 BOT_ID = "28:chaos-bot"
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=120)
+# What `_request` answers for a 429, followed by the Retry-After it gave.
+THROTTLED = "throttled:"
 EN = Localizer.from_directory().translator("en-US")
 
 
@@ -347,12 +349,20 @@ class Driver:
         if again and rng.random() < 0.06:
             self._spawn(self._kill_later(instance, rng.uniform(0.1, 1.0), "import"))
         started = time.monotonic()
-        result = await self._request(
-            instance,
-            f"/api/tenants/{tenant.tenant_id}/usage",
-            data=body,
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "text/csv"},
-        )
+        while True:
+            result = await self._request(
+                instance,
+                f"/api/tenants/{tenant.tenant_id}/usage",
+                data=body,
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "text/csv"},
+            )
+            if not result.startswith(THROTTLED):
+                break
+            # Too many uploads of this tenant at once (429): as its tooling would, wait as
+            # long as Retry-After says and push the same file again.
+            self.stats.note("import throttled")
+            await asyncio.sleep(float(result.removeprefix(THROTTLED) or 30))
+            instance = self._pick(rng)
         run.seconds = time.monotonic() - started
         run.outcome = {"ok": "completed", "cut": "killed", "refused": "refused"}.get(
             result, "failed"
@@ -510,6 +520,8 @@ class Driver:
                 text = await response.text()
                 if response.status in (200, 201):
                     return "ok"
+                if response.status == 429:
+                    return THROTTLED + response.headers.get("Retry-After", "")
                 return f"HTTP {response.status}: {' '.join(text.split())[:200]}"
         except aiohttp.ClientConnectorError:
             self.stats.note("refused")

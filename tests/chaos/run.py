@@ -32,6 +32,7 @@ COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("imp cli", ("import cli",)),
     ("imp http", ("import http",)),
     ("imp chat", ("import chat",)),
+    ("imp 429", ("import throttled",)),
     ("kill inst", ("kill instance",)),
     ("kill sender", ("kill sender",)),
     ("kill mid-imp", ("kill import",)),

@@ -18,7 +18,6 @@ from credits.alerts import Delivery, DeliveryState
 from credits.model import Account, EventKind, MethodKind, PaymentMethod, SavedCard
 from credits.money import Money
 from credits.orders import OrderService
-from credits.payments import CardDetails
 from credits.usage_charging import UsageCharger
 from storage.alerts import TableAlertStore, delivery_row_key
 from storage.credits_repository import TableCreditsRepository
@@ -55,10 +54,8 @@ async def books(azurite, table_store, table_prefix):
     repo = TableCreditsRepository(store.table(store.names.credits))
     records = TableSandboxRecords(store.table(store.names.sandbox_payments))
     gateway = SandboxGateway(records)
-    token = await gateway.tokenize_card(
-        TENANT, CardDetails("4242424242424242", 12, NOW.year + 3, "123", "Alex")
-    )
-    card = SavedCard("card-1", token.token, token.brand, token.last4, 12, NOW.year + 3)
+    held = await gateway.seed_card(TENANT, "4242424242424242", expiry_year=NOW.year + 3)
+    card = SavedCard("card-1", held.reference, held.brand, held.last4, 12, NOW.year + 3)
     await repo.create_account(Account(TENANT, "USD", cards=(card,), default_method_id="card-1"))
     await OrderService(repo, gateway, clock=lambda: NOW).place(
         TENANT, "order-1", Money(10_000, "USD"), PaymentMethod(MethodKind.CARD, card_id="card-1"),

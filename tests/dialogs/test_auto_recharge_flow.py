@@ -476,9 +476,13 @@ async def test_save_delivered_twice_at_once_saves_once(client, connector, repo):
 async def test_without_saved_methods_the_form_says_how_to_add_one(client, connector, repo):
     chat = Chat(client, connector)
     await open_form(chat)
-    await change_account(repo, cards=(), agreements=(), default_method_id="")
+    # A tenant whose processor keeps no card for it (it never saved one), and no agreement.
+    await change_account(repo, cards=(), agreements=(), default_method_id="", payment_customer="")
     form = await open_form(chat)
     assert EN("auto_recharge.no_methods") in card_texts(form)
+    # The way to add one: a card-saving page at the processor, never a card field here.
+    [actions] = [e["actions"] for e in form["body"] if e.get("type") == "ActionSet"]
+    assert {"command": "update_payment_method"} in [a["data"] for a in actions]
     again = await review(chat, form, method="")
     assert EN("error.method.unknown") in card_texts(again)
     # Turning it off needs no method.

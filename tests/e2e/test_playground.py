@@ -104,6 +104,47 @@ def test_add_funds_and_assign_a_licence(chat: Chat, localizer: Localizer) -> Non
     chat.page.screenshot(path=str(ARTIFACTS / "licences-result.png"), full_page=True)
 
 
+def test_add_funds_with_a_new_card_on_the_hosted_page(chat: Chat, localizer: Localizer) -> None:
+    """An admin adds funds with a new card: the confirmation's button opens the (sandbox's)
+    hosted payment page in the browser, where the card is typed, never in Teams; the receipt
+    then appears in the chat on its own."""
+    en = localizer.translator("en-US")
+    chat.wait_for_card(0, en.gettext("welcome.title"))
+
+    before = chat.send(first_word(en, "command.add_funds"))
+    form = chat.wait_for_card(before, en.gettext("add_funds.title"), 30)
+    form.get_by_label(en.gettext("add_funds.amount_label", currency="USD")).fill("250")
+    form.get_by_role("radio", name=en.gettext("add_funds.method_new_card")).check()
+    before = chat.press(form, en.gettext("add_funds.review"))
+    confirm = chat.wait_for_card(before, en.gettext("confirm.title"), 30)
+    assert plain(en.gettext("confirm.checkout_note")) in normalize(confirm.inner_text())
+    assert confirm.get_by_role("textbox").count() == 0  # nothing to type in Teams
+
+    # The button (an Action.OpenUrl, which the Playground renders with role=link) opens the
+    # hosted page in a new tab of the browser.
+    pay = confirm.get_by_role("link", name=en.gettext("confirm.pay_on_page"), exact=True)
+    with chat.page.context.expect_page(timeout=30_000) as opened:
+        pay.click()
+    hosted = opened.value
+    hosted.wait_for_load_state()
+    assert hosted.url.startswith("http://127.0.0.1:") and "/sandbox/pay/" in hosted.url
+    hosted.fill("#cardNumber", "4242 4242 4242 4242")
+    hosted.fill("#cardExpiry", "12 / 34")
+    hosted.fill("#cardCvc", "123")
+    hosted.fill("#billingName", "Alex Wilber")
+    hosted.screenshot(path=str(ARTIFACTS / "hosted-page.png"), full_page=True)
+    hosted.click("#submit")
+    hosted.wait_for_url("**/payments/done**")
+    assert hosted.locator("#title").inner_text() == en.gettext("return.paid_title")
+    hosted.close()
+
+    # Back in Teams: the confirmation now says it was paid, and the receipt is there.
+    receipt = chat.wait_for_card(0, en.gettext("receipt.title"), 30)
+    assert en.money(Decimal("250"), "USD") in normalize(receipt.inner_text())
+    chat.wait_for_card(0, en.gettext("confirm.paid_title"), 30)
+    chat.page.screenshot(path=str(ARTIFACTS / "receipt-after-hosted-page.png"), full_page=True)
+
+
 def pstn_export(charges: list[Decimal]) -> bytes:
     """An admin centre PSTN usage export: one Communications Credits call (USD) per charge.
 

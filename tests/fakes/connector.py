@@ -59,6 +59,8 @@ class Posted:
     status: int = 200
     at: float = 0.0
     """time.monotonic() when the request arrived."""
+    activity_id: str = ""
+    """The id the connector answered with (a new message's id, or the updated one's)."""
 
 
 @dataclass
@@ -177,8 +179,12 @@ class FakeConnector:
                 headers=headers,
             )
         record.status = 201 if request.method == "POST" else 200
+        number = next(self._ids)
+        # An update keeps its message's id; a send or a reply is a new message.
+        updated = request.method == "PUT" and request.match_info.get("activity_id")
+        record.activity_id = updated or f"activity-{number}"
         self.posted.append(record)
-        return web.json_response({"id": f"activity-{next(self._ids)}"}, status=record.status)
+        return web.json_response({"id": record.activity_id}, status=record.status)
 
     # What tests read most.
     def texts(self) -> list[str]:

@@ -28,8 +28,15 @@ ARM_FUNCTIONS = {
 TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 APP_SETTINGS = {
     "MicrosoftAppId", "MicrosoftAppPassword", "MicrosoftAppType", "MicrosoftAppTenantId",
-    "AZURE_STORAGE_ACCOUNT_URL", "HOST", "PORT", "WEBSITES_PORT",
+    "AZURE_STORAGE_ACCOUNT_URL", "HOST", "PORT", "WEBSITES_PORT", "PAYMENT_GATEWAY",
+    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "PUBLIC_BASE_URL",
 }  # fmt: skip
+# Secrets, each given as a value or as a Key Vault secret URI: (parameter, app setting).
+SECRETS = [
+    ("microsoftAppPassword", "MicrosoftAppPassword"),
+    ("stripeSecretKey", "STRIPE_SECRET_KEY"),
+    ("stripeWebhookSecret", "STRIPE_WEBHOOK_SECRET"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +295,36 @@ def test_storage_role_assignment(arm):
     assert "Microsoft.Web/sites" in assignment["properties"]["principalId"]
     assert assignment["properties"]["principalType"] == "ServicePrincipal"
     assert TABLE_DATA_CONTRIBUTOR in (INFRA / "main.bicep").read_text()
+
+
+@pytest.mark.parametrize(("parameter", "setting"), SECRETS)
+def test_secrets_are_secure_or_key_vault_references(bicep, arm, parameter, setting):
+    assert arm["parameters"][parameter]["type"] == "securestring"
+    assert arm["parameters"][f"{parameter}SecretUri"]["type"] == "string"
+    site = arm_resource(arm, "Microsoft.Web/sites")["properties"]["siteConfig"]
+    value = {s["name"]: s["value"] for s in site["appSettings"]}[setting]
+    [variable] = re.findall(r"variables\('([^']*)'\)", value)
+    expected = (
+        f"[if(empty(parameters('{parameter}SecretUri')), parameters('{parameter}'), "
+        f"format('@Microsoft.KeyVault(SecretUri={{0}})', parameters('{parameter}SecretUri')))]"
+    )
+    assert arm["variables"][variable] == expected
+    text = (INFRA / "main.bicep").read_text()
+    assert (
+        f"empty({parameter}SecretUri) ? {parameter} : "
+        f"'@Microsoft.KeyVault(SecretUri=${{{parameter}SecretUri}})'"
+    ) in text
+
+
+def test_production_takes_real_payments_and_says_where_stripe_sends_webhooks(bicep, arm):
+    site = arm_resource(arm, "Microsoft.Web/sites")["properties"]["siteConfig"]
+    values = {s["name"]: s["value"] for s in site["appSettings"]}
+    assert values["PAYMENT_GATEWAY"] == "stripe"  # the sandbox never runs in Azure
+    assert "azurewebsites.net" in arm["variables"]["publicBaseUrlSetting"]
+    assert arm["outputs"]["stripeWebhookUrl"]["value"] == (
+        "[format('{0}/api/payments/stripe', variables('publicBaseUrlSetting'))]"
+    )
+    assert "stripeWebhookUrl" in bicep["outputs"]
 
 
 def test_bicep_endpoint_is_the_web_app(bicep):

@@ -13,10 +13,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from credits import ledger
-from credits.model import Account, MethodKind, OrderStatus, PaymentMethod, SavedCard
+from credits.model import (
+    Account,
+    EntryKind,
+    MethodKind,
+    Order,
+    OrderStatus,
+    PaymentMethod,
+    SavedCard,
+)
 from credits.money import Money
 from credits.orders import OrderRejected, OrderService
-from credits.payments import CardDetails
+from credits.payments import ChargeRequest, Payment, PaymentState
 from storage.credits_repository import TableCreditsRepository
 from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
@@ -49,11 +57,9 @@ def service(repo, gateway):
 
 
 async def _account_with_card(repo, gateway, number=SUCCESS, tenant=TENANT) -> Account:
-    token = await gateway.tokenize_card(
-        tenant, CardDetails(number, 12, datetime.now(UTC).year + 2, "123", "Alex Wilber")
-    )
+    held = await gateway.seed_card(tenant, number)
     card = SavedCard(
-        "card-1", token.token, token.brand, token.last4, token.expiry_month, token.expiry_year
+        "card-1", held.reference, held.brand, held.last4, held.expiry_month, held.expiry_year
     )
     account = Account(
         tenant, "USD", cards=(card,), agreements=("EA-1001", "EA-2002"), default_method_id="card-1"
@@ -189,3 +195,147 @@ async def test_tenants_never_see_each_others_money(repo, gateway, service):
     await service.place(other, "k", Money(90000, "USD"), CARD, actor="bob")
     assert (await _books(repo))[0].balance_minor == 50000
     assert (await _books(repo, other))[0].balance_minor == 90000
+
+
+# --- hosted pages, and what the recovery job does with them -----------------------------------
+
+AUTHENTICATE = "4000002760003184"
+NEW_CARD = PaymentMethod(MethodKind.NEW_CARD, save_card=True)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def timed(repo, records, clock):
+    """The sandbox and the orders on one clock the test moves."""
+    gateway = SandboxGateway(records, now=clock)
+    return gateway, OrderService(repo, gateway, clock=clock)
+
+
+async def test_a_new_card_order_waits_for_its_page_and_the_same_key_gives_the_same_page(
+    repo, timed, records
+):
+    gateway, service = timed
+    await _account_with_card(repo, gateway)
+
+    first = await service.place(TENANT, "key-n", Money(50000, "USD"), NEW_CARD, actor="alex")
+    again = await service.place(TENANT, "key-n", Money(50000, "USD"), NEW_CARD, actor="alex")
+
+    assert first.status == again.status == OrderStatus.PENDING and again.replayed
+    assert first.checkout is not None and again.checkout == first.checkout
+    stored = (await repo.get_order(TENANT, "key-n")).value
+    assert stored.checkout_reference == first.checkout.reference
+    assert len(await records.list(TENANT, "session:")) == 1
+    assert (await _books(repo))[0].balance_minor == 0
+
+
+async def test_a_saved_card_whose_bank_wants_its_cardholder_gets_a_page_for_the_same_order(
+    repo, timed
+):
+    gateway, service = timed
+    await _account_with_card(repo, gateway, number=AUTHENTICATE)
+
+    outcome = await service.place(TENANT, "key-a", Money(50000, "USD"), CARD, actor="alex")
+
+    assert outcome.status == OrderStatus.PENDING and outcome.checkout is not None
+    page = await gateway.complete(
+        TENANT, outcome.checkout.reference, number=AUTHENTICATE, expiry_month=12,
+        expiry_year=2034, cvc="123", holder_name="Alex",
+    )  # fmt: skip
+    order = await repo.get_order(TENANT, "key-a")
+    booked = await service.settle(
+        order, Payment(PaymentState.SUCCEEDED, page.event.reference, 50000, "USD")
+    )
+    assert booked.status == OrderStatus.SUCCEEDED
+    assert (await _books(repo))[0].balance_minor == 50000
+
+
+async def test_recovery_never_opens_a_page_nobody_would_see(repo, timed, records, clock):
+    gateway, service = timed
+    await _account_with_card(repo, gateway, number=AUTHENTICATE)
+    await _pending(repo, "key-r", CARD, clock)  # its charge timed out, or never left
+
+    [outcome] = await service.recover(TENANT, older_than=timedelta(0))
+
+    assert (outcome.status, outcome.order.failure_reason) == (
+        OrderStatus.FAILED,
+        "authentication_required",
+    )
+    assert await records.list(TENANT, "session:") == []
+
+
+async def test_a_new_card_order_whose_page_was_never_made_fails_on_recovery(
+    repo, timed, records, clock
+):
+    gateway, service = timed
+    await _account_with_card(repo, gateway)
+    await _pending(repo, "key-p", NEW_CARD, clock)
+
+    [outcome] = await service.recover(TENANT, older_than=timedelta(0))
+
+    assert (outcome.status, outcome.order.failure_reason) == (
+        OrderStatus.FAILED,
+        "checkout_expired",
+    )
+    assert await records.list(TENANT, "session:") == []
+
+
+async def test_a_page_left_open_until_it_expires_fails_its_order(repo, timed, clock):
+    gateway, service = timed
+    await _account_with_card(repo, gateway)
+    await service.place(TENANT, "key-e", Money(50000, "USD"), NEW_CARD, actor="alex")
+    [waiting] = await service.recover(TENANT, older_than=timedelta(0))  # its page is still open
+    assert waiting.status == OrderStatus.PENDING and waiting.checkout is not None
+
+    clock.now += timedelta(hours=1, seconds=1)
+    [outcome] = await service.recover(TENANT, older_than=timedelta(0))
+
+    assert (outcome.status, outcome.order.failure_reason) == (
+        OrderStatus.FAILED,
+        "checkout_expired",
+    )
+
+
+@pytest.mark.parametrize("charged", [True, False])
+async def test_a_charge_pending_for_more_than_a_day_is_looked_up_never_replayed(
+    repo, timed, records, clock, charged
+):
+    gateway, service = timed
+    account = await _account_with_card(repo, gateway)
+    await _pending(repo, "key-old", CARD, clock)
+    if charged:  # the charge went through, its answer was lost
+        await gateway.charge_saved_card(
+            ChargeRequest(
+                TENANT, "", account.card("card-1").token, "key-old", 50000, "USD",
+                "Communications Credits purchase",
+            )
+        )  # fmt: skip
+    clock.now += timedelta(hours=24)
+
+    [outcome] = await service.recover(TENANT, older_than=timedelta(0))
+
+    expected = OrderStatus.SUCCEEDED if charged else OrderStatus.FAILED
+    assert outcome.status == expected
+    assert len(await records.list(TENANT, "charge:")) == (1 if charged else 0)
+    assert (await _books(repo))[0].balance_minor == (50000 if charged else 0)
+
+
+async def _pending(repo, key: str, method: PaymentMethod, clock: Clock) -> None:
+    now = clock.now - timedelta(minutes=5)
+    await repo.insert_order(
+        Order(
+            TENANT, key, 50000, "USD", method, EntryKind.PURCHASE, "alex", OrderStatus.PENDING,
+            now, now,
+        )
+    )  # fmt: skip

@@ -32,7 +32,6 @@ from credits.model import (
 )
 from credits.money import Money
 from credits.orders import OrderService
-from credits.payments import CardDetails
 from credits.usage_charging import UsageCharger
 from credits.usage_import import UsageImporter
 from storage.credits_repository import TableCreditsRepository
@@ -102,10 +101,8 @@ async def world(table_store) -> World:
 
 
 async def _fund(world: World, minor: int, auto: AutoRecharge | None = None) -> None:
-    token = await world.gateway.tokenize_card(
-        TENANT, CardDetails("4242424242424242", 12, datetime.now(UTC).year + 2, "123", "Alex")
-    )
-    card = SavedCard("card-1", token.token, token.brand, token.last4, 12, token.expiry_year)
+    held = await world.gateway.seed_card(TENANT, "4242424242424242")
+    card = SavedCard("card-1", held.reference, held.brand, held.last4, 12, held.expiry_year)
     await world.other.create_account(
         Account(
             TENANT,

@@ -28,7 +28,7 @@ from credits.model import (
 )
 from credits.money import Money
 from credits.orders import OrderService
-from credits.payments import CardDetails, PaymentSource
+from credits.payments import ChargeRequest
 from credits.usage_charging import UsageCharger
 from storage.credits_repository import TableCreditsRepository
 from storage.sandbox_gateway import SandboxGateway
@@ -104,10 +104,8 @@ async def instances(azurite, table_prefix, table_store, clock):
 async def _fund(
     one: Instance, clock: Clock, minor: int, *, number=SUCCESS, auto=None, tenant=TENANT
 ):
-    token = await one.gateway.tokenize_card(
-        tenant, CardDetails(number, 12, clock.now.year + 2, "123", "Alex")
-    )
-    card = SavedCard("card-1", token.token, token.brand, token.last4, 12, clock.now.year + 2)
+    held = await one.gateway.seed_card(tenant, number, expiry_year=clock.now.year + 2)
+    card = SavedCard("card-1", held.reference, held.brand, held.last4, 12, clock.now.year + 2)
     account = Account(
         tenant,
         "USD",
@@ -293,13 +291,16 @@ async def test_a_crash_mid_recharge_recovers_to_one_charge(instances, clock, cra
     )
     await one.repo.insert_order(pending)
     if crash == "after_gateway":
-        await one.gateway.charge(
-            tenant_id=TENANT,
-            idempotency_key=key,
-            amount_minor=10_000,
-            currency="USD",
-            source=PaymentSource(card_token=account.card("card-1").token),
-            description="Communications Credits recharge",
+        await one.gateway.charge_saved_card(
+            ChargeRequest(
+                tenant_id=TENANT,
+                customer="",
+                card=account.card("card-1").token,
+                key=key,
+                amount_minor=10_000,
+                currency="USD",
+                description="Communications Credits recharge",
+            )
         )
     results = await asyncio.gather(two.recharger.run(TENANT), one.recharger.run(TENANT))
     assert "succeeded" in [r.status for r in results]

@@ -32,14 +32,12 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
         "amount": t.ngettext("error.amount.too_many_decimals", 2, decimals=2),
         "method": t("error.method.unknown"),
         "po": t("error.po"),
-        "card": t("error.card.number"),
     }
     form = {
         "nonce": "0" * 32,
         "currency": "USD",
         "limits": t("add_funds.limits", minimum="$50.00", maximum="$100,000.00"),
         "methods": _METHODS,
-        "years": [str(2026 + i) for i in range(12)],
     }
     users = [
         {
@@ -147,12 +145,24 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
         ("menu", {"message": None}),
         ("menu", {"message": t("unknown.hint")}),
         ("language", {"languages": LANGUAGES, "current": t("language.automatic")}),
-        ("add_funds", {**form, "values": {"amount": "", "method": "", "po": ""}, "errors": {}}),
         (
             "add_funds",
             {
                 **form,
-                "values": {"amount": "12.345", "method": "new_card", "po": "PO-1"},
+                "values": {"amount": "", "method": "", "po": "", "save_card": "true"},
+                "errors": {},
+            },
+        ),
+        (
+            "add_funds",
+            {
+                **form,
+                "values": {
+                    "amount": "12.345",
+                    "method": "new_card",
+                    "po": "PO-1",
+                    "save_card": "false",
+                },
                 "errors": errors,
             },
         ),
@@ -165,8 +175,37 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "balance_now": "$0.00",
                 "balance_after": money,
                 "expires": "Nov 23, 2027",
+                "checkout_url": "",
+                "state": "",
+                "note": "",
             },
         ),
+        # The confirmation around the card processor's hosted page: open, then paid.
+        *[
+            (
+                "add_funds_confirm",
+                {
+                    "nonce": "",
+                    "amount": money,
+                    "method": t("add_funds.method_new_card"),
+                    "balance_now": "$0.00",
+                    "balance_after": money,
+                    "expires": "Nov 23, 2027",
+                    "checkout_url": url,
+                    "state": state,
+                    "note": t("confirm.checkout_note"),
+                },
+            )
+            for url, state in (
+                ("https://checkout.stripe.com/c/pay/cs_test_a1" + "x" * 300, "open"),
+                ("", "paid"),
+            )
+        ],
+        (
+            "payment_method",
+            {"checkout_url": "http://127.0.0.1:3978/sandbox/pay/t/cs_1", "saved": ""},
+        ),
+        ("payment_method", {"checkout_url": "", "saved": _METHODS[0]["title"]}),
         *[
             (
                 "add_funds_receipt",
@@ -193,6 +232,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "next_expiry": "x",
                 "recent": recent,
                 "runway": t.ngettext("usage.runway_days", 25, days="25"),
+                "owed": "$300.00",
             },
         ),
         (
@@ -205,6 +245,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "next_expiry": "",
                 "recent": [],
                 "runway": "",
+                "owed": "",
             },
         ),
         # auto-recharge: the form empty and with every error, without saved methods, the
@@ -407,6 +448,10 @@ def _alert_samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                                    "expires_at": "2026-12-23T00:00:00+00:00", "days": 30},
         EventKind.FUNDS_EXPIRED: {"amount_minor": 20_000,
                                   "expired_at": "2026-11-20T00:00:00+00:00"},
+        EventKind.PAYMENT_REVERSED: {"reason": "dispute", "amount_minor": 50_000,
+                                     "taken_minor": 20_000, "owed_minor": 30_000,
+                                     "owed_total_minor": 30_000, "balance_minor": 0,
+                                     "order": "0123456789AB", "currency": "USD"},
     }  # fmt: skip
     builder = AlertCards(CardRenderer(), Localizer.from_directory())
     deliveries = [

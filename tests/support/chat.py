@@ -68,6 +68,24 @@ def submit_data(card: dict[str, Any], form: str, action: str | None = None) -> d
     return dict(found[0])
 
 
+def open_urls(card: dict[str, Any]) -> list[str]:
+    """Every Action.OpenUrl's address in a card."""
+    found: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "Action.OpenUrl":
+                found.append(node["url"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(card)
+    return found
+
+
 def choices(card: dict[str, Any], input_id: str) -> list[dict[str, str]]:
     def walk(node):
         if isinstance(node, dict):
