@@ -49,6 +49,7 @@ from credits.repository import ConcurrencyConflict
 from credits.usage import UsageFormatError
 from credits.usage_charging import UsageCharger
 from credits.usage_import import GraphUsageSync, PageSource, UsageImporter
+from credits.usage_migration import UsageMigration
 from dialogs.add_funds import CONFIRM, AddFundsDialog
 from dialogs.alert_commands import AlertHistory, AlertsHere
 from dialogs.alert_settings import FORM as ALERT_SETTINGS_FORM
@@ -76,6 +77,7 @@ from storage.leases import TableLeases
 from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 from storage.tables import TableStore
+from storage.tenants_index import TableTenantsIndex
 
 logger = logging.getLogger("ccbot")
 
@@ -85,6 +87,9 @@ ORDER_RECOVERY_INTERVAL = timedelta(minutes=1)
 RECHARGE_INTERVAL = timedelta(minutes=1)
 EXPIRY_INTERVAL = timedelta(hours=1)
 USAGE_SYNC_INTERVAL = timedelta(hours=6)
+# Per-call usage markers of the layout before day buckets are moved into them after a
+# deployment (then each pass is one empty query per tenant).
+USAGE_MIGRATION_INTERVAL = timedelta(days=1)
 # Alerts go out on a wake-up from the commit that wrote them; the sweep catches the rest.
 ALERT_SWEEP_INTERVAL = timedelta(seconds=30)
 # Alert history goes back this far; older deliveries are deleted once a day.
@@ -208,7 +213,11 @@ def build_credits(
 ) -> Credits:
     """`on_events(tenant)` hears of every commit that wrote alert events."""
     gateway = SandboxGateway(TableSandboxRecords(store.table(store.names.sandbox_payments)))
-    repository = TableCreditsRepository(store.table(store.names.credits), on_events)
+    repository = TableCreditsRepository(
+        store.table(store.names.credits),
+        on_events,
+        tenants=TableTenantsIndex(store.table(store.names.tenants)),
+    )
     accounts = AccountService(
         repository,
         gateway,
@@ -410,6 +419,12 @@ def _jobs(
             "alerts-retention",
             ALERT_RETENTION_INTERVAL,
             lambda tenant: stores.alerts.prune(tenant, _utcnow() - ALERT_RETENTION),
+        ),
+        Job(
+            "usage-migration",
+            USAGE_MIGRATION_INTERVAL,
+            UsageMigration(credits.repository).run,
+            at_start=True,
         ),
     )
     if pstn_calls is not None:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_interval
 from babel.numbers import format_currency, format_decimal
 from babel.support import Translations
 
@@ -44,6 +44,11 @@ class Translator:
 
     def date(self, value: date | datetime) -> str:
         return format_date(value, format="medium", locale=self._locale)
+
+    def date_range(self, first: date, last: date, *, with_year: bool = False) -> str:
+        """A period of days as the language writes it ("Nov 1 – 3"; one day: "Nov 1")."""
+        skeleton = "yMMMd" if with_year else "MMMd"
+        return format_interval(first, last, skeleton, locale=self._locale)
 
     def datetime(self, value: datetime) -> str:
         return format_datetime(value, format="medium", locale=self._locale)

@@ -34,16 +34,21 @@ from storage.credits_repository import TableCreditsRepository
 from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 from storage.tables import TableStore
+from tests.support.usage_books import assert_charged_once, spend_by_day
 
 TENANT = "tenant-usage"
 SUCCESS = "4242424242424242"
 DECLINED = "4000000000000002"
 
 
+CALLED = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class Row:
     usage_id: str
     minor: int
+    start: datetime = CALLED
 
     def amount_minor(self) -> int:
         return self.minor
@@ -148,7 +153,14 @@ async def test_usage_is_charged_once_across_imports(instances, clock):
     assert (again.charged, again.already_charged, again.debited_minor) == (10, 150, 1_000)
     account, _, entries = await _books(one.repo)
     assert account.balance_minor == 100_000 - 16_000
-    assert sum(1 for e in entries if e.kind == EntryKind.USAGE) == 160
+    # One ledger line per import (one lot each), counting its calls; each call kept once.
+    lines = [(e.calls, e.amount_minor) for e in entries if e.kind == EntryKind.USAGE]
+    assert lines == [(150, -15_000), (10, -1_000)]
+    await assert_charged_once(
+        one.repo, TENANT, [r.usage_id for r in _rows(150) + _rows(10, prefix="new")]
+    )
+    [spend] = (await spend_by_day(one.repo, TENANT)).values()
+    assert (spend.day, spend.calls, spend.charged_minor) == (CALLED.date(), 160, 16_000)
 
 
 async def test_usage_draws_earliest_expiry_first_one_entry_per_lot(instances, clock):
@@ -195,6 +207,7 @@ async def test_two_instances_importing_overlapping_files(instances, clock):
     )
     assert a.charged + b.charged == 180
     assert a.debited_minor + b.debited_minor == 180 * 150
+    await assert_charged_once(one.repo, TENANT, [row.usage_id for row in file_a + file_b])
     account, _, _ = await _books(one.repo)
     assert account.balance_minor == 30_000 - 27_000
     assert account.recharge.due_key  # one crossing recorded

@@ -1,0 +1,299 @@
+"""Charged UsageIds packed per day of the call's start, and each day's spend.
+
+Usage is too plentiful for an entity per call. A call's UsageId (a GUID) is kept as its 16
+bytes in a bucket of the UTC day the call started: at most `BUCKET_IDS` ids, one binary
+property of 64 KiB (the most Azure Tables allows in one), several buckets on a busy day. New ids
+go into the day's last bucket, or into a new bucket once it is full. Beside the buckets one small
+row per day holds the day's spend: calls, what they cost, and what was charged.
+
+A bucket or a day's spend changes only in a charging transaction, under the ETag it was read
+with (or inserted when new), together with the account. Every commit that adds ids to a day
+rewrites that day's last bucket or inserts the next one, so a writer whose view of a day is
+stale fails when it writes to that day: an id read as unknown is never charged twice. An id
+read as known is known for good, because ids are never removed.
+
+A call's day comes from its start time, which Microsoft never changes for a UsageId; the same
+UsageId arriving with another start day would be looked up in another day's buckets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+
+ID_BYTES = 16
+BUCKET_IDS = 4096
+"""Ids per bucket: 4,096 x 16 bytes is 64 KiB, Azure's limit for one binary property."""
+SECONDS_PER_DAY = 86_400
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def usage_key(usage_id: str) -> bytes:
+    """The 16 bytes kept for a UsageId: the GUID's own bytes (in either case, as Microsoft's
+    exports vary), or a BLAKE2b-128 digest for an id that is not a GUID (tools and tests)."""
+    if len(usage_id) == 36 and usage_id[8] == usage_id[13] == usage_id[18] == usage_id[23] == "-":
+        try:
+            key = bytes.fromhex(usage_id.replace("-", ""))
+        except ValueError:
+            key = b""
+        if len(key) == ID_BYTES:
+            return key
+    return hashlib.blake2b(usage_id.encode("utf-8"), digest_size=ID_BYTES).digest()
+
+
+def epoch_day(timestamp: int) -> int:
+    """Days since 1970-01-01 (UTC) of a POSIX timestamp."""
+    return timestamp // SECONDS_PER_DAY
+
+
+def day_of(epoch: int) -> date:
+    return date.fromordinal(_EPOCH + epoch)
+
+
+def epoch_of(day: date) -> int:
+    return day.toordinal() - _EPOCH
+
+
+def moment(timestamp: int) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class IdBucket:
+    """Up to a bucket's capacity of charged ids of one day, packed (16 bytes each)."""
+
+    day: date
+    index: int
+    """0, 1, 2…: the order the day's buckets were filled in."""
+    ids: bytes
+    etag: str = ""
+    """The ETag it was read or written with; empty for a bucket not stored yet."""
+
+    @property
+    def count(self) -> int:
+        return len(self.ids) // ID_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class DaySpend:
+    """Calls that started on one UTC day and were charged: how many, their cost, the charge."""
+
+    day: date
+    calls: int = 0
+    amount_minor: int = 0
+    """What the calls cost, charged or not."""
+    charged_minor: int = 0
+    """What was drawn from the balance: less than the amount when the balance ran out."""
+    etag: str = ""
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    """All that is stored for one day: its buckets in order, and its spend."""
+
+    day: date
+    buckets: tuple[IdBucket, ...]
+    spend: DaySpend
+
+    @classmethod
+    def empty(cls, day: date) -> DayUsage:
+        return cls(day, (), DaySpend(day))
+
+    @property
+    def count(self) -> int:
+        return sum(bucket.count for bucket in self.buckets)
+
+    def keys(self) -> set[bytes]:
+        found: set[bytes] = set()
+        for bucket in self.buckets:
+            ids = bucket.ids
+            found.update([ids[start : start + ID_BYTES] for start in range(0, len(ids), ID_BYTES)])
+        return found
+
+    def tail_room(self, capacity: int) -> int:
+        """Ids the last bucket still takes; 0 when there is none or it is full."""
+        if not self.buckets:
+            return 0
+        return max(0, capacity - self.buckets[-1].count)
+
+
+@dataclass(frozen=True)
+class DayWrite:
+    """What one transaction writes for a day: the buckets it fills (each with the ETag it was
+    read with, or none to insert) and the day's new spend."""
+
+    day: date
+    buckets: tuple[IdBucket, ...]
+    spend: DaySpend
+
+    @property
+    def operations(self) -> int:
+        return len(self.buckets) + 1
+
+    @property
+    def payload(self) -> int:
+        return sum(len(bucket.ids) for bucket in self.buckets)
+
+    def applied_to(self, before: DayUsage) -> DayUsage:
+        """The day after this write committed (self holding the new ETags)."""
+        first = self.buckets[0].index if self.buckets else len(before.buckets)
+        kept = tuple(bucket for bucket in before.buckets if bucket.index < first)
+        return DayUsage(self.day, kept + self.buckets, self.spend)
+
+
+def append(
+    usage: DayUsage,
+    packed: bytes,
+    *,
+    amount_minor: int,
+    charged_minor: int,
+    capacity: int = BUCKET_IDS,
+) -> DayWrite:
+    """Add ids (packed, not yet on the day) and what their calls cost and were charged."""
+    size = capacity * ID_BYTES
+    buckets: list[IdBucket] = []
+    position = 0
+    last = usage.buckets[-1] if usage.buckets else None
+    index = last.index + 1 if last is not None else 0
+    if last is not None and packed and len(last.ids) < size:
+        position = size - len(last.ids)
+        buckets.append(replace(last, ids=last.ids + packed[:position]))
+    while position < len(packed):
+        buckets.append(IdBucket(usage.day, index, packed[position : position + size]))
+        position += size
+        index += 1
+    spend = replace(
+        usage.spend,
+        calls=usage.spend.calls + len(packed) // ID_BYTES,
+        amount_minor=usage.spend.amount_minor + amount_minor,
+        charged_minor=usage.spend.charged_minor + charged_minor,
+    )
+    return DayWrite(usage.day, tuple(buckets), spend)
+
+
+def write_cost(usage: DayUsage, new_ids: int, capacity: int) -> tuple[int, int]:
+    """(operations, bucket bytes) of appending `new_ids` ids to the day."""
+    room = usage.tail_room(capacity)
+    tail = usage.buckets[-1].count if room else 0
+    filled = tail + new_ids
+    return -(-filled // capacity) + 1, filled * ID_BYTES
+
+
+def most_ids_within(usage: DayUsage, operations: int, size: int, capacity: int) -> int:
+    """The most new ids the day can take within `operations` and `size` bucket bytes."""
+    room = usage.tail_room(capacity)
+    tail = usage.buckets[-1].count if room else 0
+    by_operations = (operations - 1) * capacity - tail
+    by_size = size // ID_BYTES - tail
+    return max(0, min(by_operations, by_size))
+
+
+def runs(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Consecutive days as (first, last) ranges: each is one range query."""
+    ordered = sorted(set(days))
+    found: list[tuple[date, date]] = []
+    for day in ordered:
+        if found and (day - found[-1][1]).days == 1:
+            found[-1] = (found[-1][0], day)
+        else:
+            found.append((day, day))
+    return found
+
+
+RESIDENT_IDS = 1 << 22
+"""Ids an import keeps packed in memory (64 MiB); beyond, the least recent days are read again."""
+HOT_IDS = 1 << 17
+"""Ids an import keeps in lookup sets (about 90 bytes each); the rest are rebuilt from the
+packed ids when their day comes round again."""
+
+
+@dataclass
+class _Day:
+    usage: DayUsage
+    members: set[bytes] | None = None
+    count: int = field(default=0)
+
+
+class DayCache:
+    """The days one import (or migration) has read, kept as its own commits change them.
+
+    Memory is bounded whatever the input: packed ids (16 bytes each) of at most
+    `resident_ids` ids are kept, and lookup sets of at most `hot_ids` ids; the least recently
+    used days go first (a day dropped whole is read again when needed).
+    """
+
+    def __init__(self, *, resident_ids: int = RESIDENT_IDS, hot_ids: int = HOT_IDS) -> None:
+        self._days: OrderedDict[date, _Day] = OrderedDict()
+        self._resident_ids = resident_ids
+        self._hot_ids = hot_ids
+        self._resident = 0
+        self._hot = 0
+
+    def __contains__(self, day: date) -> bool:
+        return day in self._days
+
+    def missing(self, days: Iterable[date]) -> list[date]:
+        return [day for day in days if day not in self._days]
+
+    def usage(self, day: date) -> DayUsage:
+        entry = self._days[day]
+        self._days.move_to_end(day)
+        return entry.usage
+
+    def put(self, usage: DayUsage) -> None:
+        """A day as read from storage; replaces whatever was known of it."""
+        self._drop(usage.day)
+        count = usage.count
+        self._days[usage.day] = _Day(usage, None, count)
+        self._resident += count
+        self._evict()
+
+    def members(self, day: date) -> set[bytes]:
+        """The day's ids as a set, for lookups (the day must be resident)."""
+        entry = self._days[day]
+        self._days.move_to_end(day)
+        if entry.members is None:
+            entry.members = entry.usage.keys()
+            self._hot += entry.count
+            self._cool(keep=day)
+        return entry.members
+
+    def committed(self, write: DayWrite, before: DayUsage, keys: Sequence[bytes]) -> None:
+        """Our own commit added `keys` to the day (as it was `before`)."""
+        after = write.applied_to(before)
+        entry = self._days.get(write.day)
+        if entry is None or entry.usage is not before:
+            self.put(after)  # dropped or replaced meanwhile: keep what we know now
+            return
+        entry.usage = after
+        entry.count += len(keys)
+        self._resident += len(keys)
+        if entry.members is not None:
+            entry.members.update(keys)
+            self._hot += len(keys)
+        self._days.move_to_end(write.day)
+        self._evict()
+
+    def _drop(self, day: date) -> None:
+        entry = self._days.pop(day, None)
+        if entry is None:
+            return
+        self._resident -= entry.count
+        if entry.members is not None:
+            self._hot -= entry.count
+
+    def _cool(self, keep: date) -> None:
+        for day, entry in self._days.items():
+            if self._hot <= self._hot_ids:
+                break
+            if day != keep and entry.members is not None:
+                entry.members = None
+                self._hot -= entry.count
+
+    def _evict(self) -> None:
+        while self._resident > self._resident_ids and len(self._days) > 1:
+            day = next(iter(self._days))
+            self._drop(day)
