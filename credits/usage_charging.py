@@ -22,7 +22,7 @@ import logging
 import random
 import uuid
 from array import array
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Protocol
@@ -67,7 +67,7 @@ MAX_OPERATIONS = 100
 # Operations kept for the account, the lots and ledger lines, and the alerts of one batch; the
 # rest go to days. A batch that still needs more (many small lots) is halved.
 RESERVED_OPERATIONS = 16
-MAX_BUCKET_BYTES = 2 << 20
+MAX_BUCKET_BYTES = 1 << 19
 """Ids one transaction may upload (base64 makes it 2.7 MB), within Azure's 4 MiB."""
 LOOKAHEAD_ROWS = 1 << 16
 """Rows grouped by day before charging (32 bytes each): an export in no particular order still
@@ -132,11 +132,18 @@ class UsageCharger:
         report = ChargeReport()
         run = _Import(tenant_id, source, uuid.uuid4().hex[:16])
         ahead = _Lookahead()
-        async for row in _aiter(rows):
-            ahead.add(usage_key(row.usage_id), row.amount_minor(), int(row.start.timestamp()))
-            if ahead.rows >= self._lookahead:
-                await self._flush(run, ahead, report)
-                ahead = _Lookahead()
+        if isinstance(rows, AsyncIterable):
+            async for row in rows:
+                ahead.add(usage_key(row.usage_id), row.amount_minor(), int(row.start.timestamp()))
+                if ahead.rows >= self._lookahead:
+                    await self._flush(run, ahead, report)
+                    ahead = _Lookahead()
+        else:
+            for row in rows:
+                ahead.add(usage_key(row.usage_id), row.amount_minor(), int(row.start.timestamp()))
+                if ahead.rows >= self._lookahead:
+                    await self._flush(run, ahead, report)
+                    ahead = _Lookahead()
         await self._flush(run, ahead, report)
         account = await self._repo.get_account(tenant_id)
         report.balance_after_minor = account.value.balance_minor if account else 0
@@ -154,8 +161,8 @@ class UsageCharger:
             if day not in run.days:  # dropped to bound memory since it was read
                 await self._load(run, [day])
             fresh = ahead.groups[epoch].new_rows(day, run.days.members(day))
-            report.already_charged += ahead.groups[epoch].count - len(fresh.keys)
-            if fresh.keys:
+            report.already_charged += len(ahead.groups[epoch]) - len(fresh)
+            if len(fresh):
                 pending.append(fresh)
         while pending:
             batch, pending = await self._next_batch(run, pending)
@@ -184,7 +191,7 @@ class UsageCharger:
         while rest:
             rows = rest[0]
             usage = await self._day(run, rows.day)
-            fits = min(len(rows.keys), most_ids_within(usage, operations, size, self._capacity))
+            fits = min(len(rows), most_ids_within(usage, operations, size, self._capacity))
             if fits == 0:
                 if batch:
                     break
@@ -206,13 +213,11 @@ class UsageCharger:
                 # Asked only after a failed commit: new usage (the common case) costs no reads.
                 # What another writer charged meanwhile drops out before planning again.
                 await self._load(run, [rows.day for rows in batch])
-                before = sum(len(rows.keys) for rows in batch)
+                before = sum(len(rows) for rows in batch)
                 batch = [
-                    left
-                    for rows in batch
-                    if (left := rows.without(run.days.members(rows.day))).keys
+                    left for rows in batch if len(left := rows.without(run.days.members(rows.day)))
                 ]
-                report.already_charged += before - sum(len(rows.keys) for rows in batch)
+                report.already_charged += before - sum(len(rows) for rows in batch)
             if not batch:
                 return
             if attempt == 0 and run.account is not None:
@@ -258,7 +263,7 @@ class UsageCharger:
             changed = {lot.lot_id: lot for lot in plan.change.lots}
             run.account = saved
             run.lots = [changed.get(lot.lot_id, lot) for lot in lots]
-            report.charged += sum(len(rows.keys) for rows in batch)
+            report.charged += sum(len(rows) for rows in batch)
             report.uncovered += plan.uncovered_rows
             report.debited_minor += plan.debited_minor
             report.events += [event.event_id for event in plan.events]
@@ -298,30 +303,30 @@ class _Import:
 
 @dataclass(frozen=True)
 class DayRows:
-    """New calls of one day, in the order they were read."""
+    """New calls of one day in the order they were read, packed: 16 + 8 + 8 bytes a call, and
+    no Python object per call, so a look-ahead's worth leaves no heap behind."""
 
     day: date
-    keys: list[bytes]
-    amounts: list[int]
-    starts: list[int]
-    """POSIX timestamps of the calls' starts."""
+    keys: bytes
+    amounts: array
+    """Minor units, as array("q")."""
+    starts: array
+    """POSIX timestamps of the calls' starts, as array("q")."""
+
+    def __len__(self) -> int:
+        return len(self.amounts)
 
     def split(self, count: int) -> tuple[DayRows, DayRows | None]:
-        if count >= len(self.keys):
+        if count >= len(self):
             return self, None
+        cut = count * ID_BYTES
         return (
-            DayRows(self.day, self.keys[:count], self.amounts[:count], self.starts[:count]),
-            DayRows(self.day, self.keys[count:], self.amounts[count:], self.starts[count:]),
+            DayRows(self.day, self.keys[:cut], self.amounts[:count], self.starts[:count]),
+            DayRows(self.day, self.keys[cut:], self.amounts[count:], self.starts[count:]),
         )
 
-    def without(self, known: set[bytes]) -> DayRows:
-        keep = [i for i, key in enumerate(self.keys) if key not in known]
-        return DayRows(
-            self.day,
-            [self.keys[i] for i in keep],
-            [self.amounts[i] for i in keep],
-            [self.starts[i] for i in keep],
-        )
+    def without(self, known: Container[bytes]) -> DayRows:
+        return _select(self.day, self.keys, self.amounts, self.starts, known)
 
 
 class _Group:
@@ -334,26 +339,30 @@ class _Group:
         self.amounts = array("q")
         self.starts = array("q")
 
-    @property
-    def count(self) -> int:
+    def __len__(self) -> int:
         return len(self.amounts)
 
-    def new_rows(self, day: date, known: set[bytes]) -> DayRows:
+    def new_rows(self, day: date, known: Container[bytes]) -> DayRows:
         """The rows whose id is neither known nor repeated earlier in the group."""
-        packed = bytes(self.keys)
-        seen: set[bytes] = set()
-        keys: list[bytes] = []
-        amounts: list[int] = []
-        starts: list[int] = []
-        for index, amount in enumerate(self.amounts):
-            key = packed[index * ID_BYTES : (index + 1) * ID_BYTES]
-            if key in known or key in seen:
-                continue
-            seen.add(key)
-            keys.append(key)
-            amounts.append(amount)
-            starts.append(self.starts[index])
-        return DayRows(day, keys, amounts, starts)
+        return _select(day, bytes(self.keys), self.amounts, self.starts, known)
+
+
+def _select(
+    day: date, packed: bytes, amounts: array, starts: array, known: Container[bytes]
+) -> DayRows:
+    keys = bytearray()
+    kept_amounts = array("q")
+    kept_starts = array("q")
+    seen: set[bytes] = set()  # new ids only: few, and gone with the group
+    for index, amount in enumerate(amounts):
+        key = packed[index * ID_BYTES : (index + 1) * ID_BYTES]
+        if key in known or key in seen:
+            continue
+        seen.add(key)
+        keys += key
+        kept_amounts.append(amount)
+        kept_starts.append(starts[index])
+    return DayRows(day, bytes(keys), kept_amounts, kept_starts)
 
 
 class _Lookahead:
@@ -377,7 +386,7 @@ def _halves(batch: list[DayRows]) -> tuple[list[DayRows], list[DayRows]]:
         middle = len(batch) // 2
         return batch[:middle], batch[middle:]
     [rows] = batch
-    first, second = rows.split(max(1, len(rows.keys) // 2))
+    first, second = rows.split(max(1, len(rows) // 2))
     return [first], [second] if second is not None else []
 
 
@@ -422,7 +431,8 @@ def plan_calls(
     before = account.balance_minor
     balance = before
     uncovered = 0
-    charged: list[tuple[int, int]] = []
+    charges = array("q")
+    starts = array("q")
     writes: list[DayWrite] = []
     for rows in batch:
         day_charged = 0
@@ -433,11 +443,12 @@ def plan_calls(
             if charge:
                 balance -= charge
                 day_charged += charge
-                charged.append((charge, start))
+                charges.append(charge)
+                starts.append(start)
         writes.append(
             append(
                 days[rows.day],
-                b"".join(rows.keys),
+                rows.keys,
                 amount_minor=sum(rows.amounts),
                 charged_minor=day_charged,
                 capacity=capacity,
@@ -454,7 +465,7 @@ def plan_calls(
             reference=reference,
             at=at,
         )
-        change = replace(change, entries=_with_calls(change.entries, charged))
+        change = replace(change, entries=_with_calls(change.entries, charges, starts))
     current = change.account
     events = _balance_events(account, before, current.balance_minor, current.ledger_seq, at)
     change = replace(change, account=plan_recharge_due(current, account))
@@ -468,18 +479,18 @@ def plan_calls(
 
 
 def _with_calls(
-    entries: Sequence[LedgerEntry], charged: Sequence[tuple[int, int]]
+    entries: Sequence[LedgerEntry], charges: Sequence[int], starts: Sequence[int]
 ) -> tuple[LedgerEntry, ...]:
     """Each lot's line with the calls drawn from it (in draw order, as the debit took them):
     a call whose charge spans two lots counts on both lines."""
     lines: list[LedgerEntry] = []
     index = 0
-    left = charged[0][0] if charged else 0
+    left = charges[0] if charges else 0
     for entry in entries:
         need = -entry.amount_minor
         count, first, last = 0, None, None
         while need > 0:
-            start = charged[index][1]
+            start = starts[index]
             used = min(need, left)
             need -= used
             left -= used
@@ -488,7 +499,7 @@ def _with_calls(
             last = start if last is None or start > last else last
             if left == 0:
                 index += 1
-                left = charged[index][0] if index < len(charged) else 0
+                left = charges[index] if index < len(charges) else 0
         lines.append(
             replace(
                 entry,
@@ -552,12 +563,3 @@ def plan_recharge_due(account: Account, before: Account) -> Account:
             recharge=RechargeState(due_key=f"recharge-{account.ledger_seq}", attempts=0),
         )
     return account
-
-
-async def _aiter(rows):
-    if hasattr(rows, "__aiter__"):
-        async for row in rows:
-            yield row
-    else:
-        for row in rows:
-            yield row

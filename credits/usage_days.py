@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 ID_BYTES = 16
@@ -105,13 +105,6 @@ class DayUsage:
     @property
     def count(self) -> int:
         return sum(bucket.count for bucket in self.buckets)
-
-    def keys(self) -> set[bytes]:
-        found: set[bytes] = set()
-        for bucket in self.buckets:
-            ids = bucket.ids
-            found.update([ids[start : start + ID_BYTES] for start in range(0, len(ids), ID_BYTES)])
-        return found
 
     def tail_room(self, capacity: int) -> int:
         """Ids the last bucket still takes; 0 when there is none or it is full."""
@@ -203,34 +196,93 @@ def runs(days: Iterable[date]) -> list[tuple[date, date]]:
     return found
 
 
-RESIDENT_IDS = 1 << 22
-"""Ids an import keeps packed in memory (64 MiB); beyond, the least recent days are read again."""
-HOT_IDS = 1 << 17
-"""Ids an import keeps in lookup sets (about 90 bytes each); the rest are rebuilt from the
-packed ids when their day comes round again."""
+class IdTable:
+    """A set of 16-byte ids in one bytearray: open addressing with linear probing, between 4/9
+    and 2/3 full (it grows by half), so about 30 bytes an id where a Python set of bytes
+    objects takes about 90 and leaves the heap fragmented. A lookup costs a few hundred ns."""
+
+    __slots__ = ("_slots", "_size", "_count", "_zero")
+
+    def __init__(self, expected: int = 0) -> None:
+        self._size = max(16, expected * 3 // 2 + 1)
+        self._slots = bytearray(self._size * ID_BYTES)
+        self._count = 0
+        self._zero = False
+        """Whether the all-zero id (which marks an empty slot) is in the set."""
+
+    def __len__(self) -> int:
+        return self._count + self._zero
+
+    def __contains__(self, key: object) -> bool:
+        if key == _EMPTY:
+            return self._zero
+        slots, size = self._slots, self._size
+        slot = hash(key) % size
+        # startswith compares in place: no slice is made for a probe.
+        while not slots.startswith(key, slot * ID_BYTES):  # type: ignore[arg-type]
+            if slots.startswith(_EMPTY, slot * ID_BYTES):
+                return False
+            slot = slot + 1 if slot + 1 < size else 0
+        return True
+
+    def add(self, key: bytes) -> None:
+        if key == _EMPTY:
+            self._zero = True
+            return
+        if (self._count + 1) * 3 > self._size * 2:
+            self._grow()
+        slots, size = self._slots, self._size
+        slot = hash(key) % size
+        while not slots.startswith(key, slot * ID_BYTES):
+            if slots.startswith(_EMPTY, slot * ID_BYTES):
+                at = slot * ID_BYTES
+                slots[at : at + ID_BYTES] = key
+                self._count += 1
+                return
+            slot = slot + 1 if slot + 1 < size else 0
+
+    def add_packed(self, packed: bytes) -> None:
+        if (self._count + len(packed) // ID_BYTES) * 3 > self._size * 2:
+            self._grow(self._count + len(packed) // ID_BYTES)
+        for start in range(0, len(packed), ID_BYTES):
+            self.add(packed[start : start + ID_BYTES])
+
+    def _grow(self, expected: int = 0) -> None:
+        old = self._slots
+        self._size = max(self._size * 3 // 2, expected * 3 // 2 + 1)
+        self._slots = bytearray(self._size * ID_BYTES)
+        self._count = 0
+        for start in range(0, len(old), ID_BYTES):
+            if not old.startswith(_EMPTY, start):
+                self.add(bytes(old[start : start + ID_BYTES]))
+
+
+_EMPTY = bytes(ID_BYTES)
+
+RESIDENT_IDS = 1 << 21
+"""Ids an import keeps in memory (2,097,152: at most about 100 MiB); beyond, the least recently
+used days are dropped and read again if needed."""
 
 
 @dataclass
 class _Day:
     usage: DayUsage
-    members: set[bytes] | None = None
-    count: int = field(default=0)
+    """The day with its last bucket only: the one a new id may go into."""
+    ids: IdTable
 
 
 class DayCache:
     """The days one import (or migration) has read, kept as its own commits change them.
 
-    Memory is bounded whatever the input: packed ids (16 bytes each) of at most
-    `resident_ids` ids are kept, and lookup sets of at most `hot_ids` ids; the least recently
-    used days go first (a day dropped whole is read again when needed).
+    Each day keeps its spend, its last bucket and its ids in an `IdTable`; full buckets are
+    not kept. Memory is bounded whatever the input: past `resident_ids` ids, the least recently
+    used days are dropped (and read again when needed).
     """
 
-    def __init__(self, *, resident_ids: int = RESIDENT_IDS, hot_ids: int = HOT_IDS) -> None:
+    def __init__(self, *, resident_ids: int = RESIDENT_IDS) -> None:
         self._days: OrderedDict[date, _Day] = OrderedDict()
         self._resident_ids = resident_ids
-        self._hot_ids = hot_ids
         self._resident = 0
-        self._hot = 0
 
     def __contains__(self, day: date) -> bool:
         return day in self._days
@@ -239,61 +291,47 @@ class DayCache:
         return [day for day in days if day not in self._days]
 
     def usage(self, day: date) -> DayUsage:
+        """The day as far as appending to it goes: its spend and its last bucket."""
         entry = self._days[day]
         self._days.move_to_end(day)
         return entry.usage
 
+    def members(self, day: date) -> IdTable:
+        entry = self._days[day]
+        self._days.move_to_end(day)
+        return entry.ids
+
     def put(self, usage: DayUsage) -> None:
         """A day as read from storage; replaces whatever was known of it."""
         self._drop(usage.day)
-        count = usage.count
-        self._days[usage.day] = _Day(usage, None, count)
-        self._resident += count
+        ids = IdTable(usage.count)
+        for bucket in usage.buckets:
+            ids.add_packed(bucket.ids)
+        self._days[usage.day] = _Day(_last_bucket_only(usage), ids)
+        self._resident += len(ids)
         self._evict()
 
-    def members(self, day: date) -> set[bytes]:
-        """The day's ids as a set, for lookups (the day must be resident)."""
-        entry = self._days[day]
-        self._days.move_to_end(day)
-        if entry.members is None:
-            entry.members = entry.usage.keys()
-            self._hot += entry.count
-            self._cool(keep=day)
-        return entry.members
-
-    def committed(self, write: DayWrite, before: DayUsage, keys: Sequence[bytes]) -> None:
-        """Our own commit added `keys` to the day (as it was `before`)."""
-        after = write.applied_to(before)
+    def committed(self, write: DayWrite, before: DayUsage, packed: bytes) -> None:
+        """Our own commit added the ids `packed` to the day (as `usage` gave it, `before`)."""
         entry = self._days.get(write.day)
         if entry is None or entry.usage is not before:
-            self.put(after)  # dropped or replaced meanwhile: keep what we know now
+            self._drop(write.day)  # dropped or read again meanwhile: read it when needed
             return
-        entry.usage = after
-        entry.count += len(keys)
-        self._resident += len(keys)
-        if entry.members is not None:
-            entry.members.update(keys)
-            self._hot += len(keys)
+        entry.usage = _last_bucket_only(write.applied_to(before))
+        entry.ids.add_packed(packed)
+        self._resident += len(packed) // ID_BYTES
         self._days.move_to_end(write.day)
         self._evict()
 
     def _drop(self, day: date) -> None:
         entry = self._days.pop(day, None)
-        if entry is None:
-            return
-        self._resident -= entry.count
-        if entry.members is not None:
-            self._hot -= entry.count
-
-    def _cool(self, keep: date) -> None:
-        for day, entry in self._days.items():
-            if self._hot <= self._hot_ids:
-                break
-            if day != keep and entry.members is not None:
-                entry.members = None
-                self._hot -= entry.count
+        if entry is not None:
+            self._resident -= len(entry.ids)
 
     def _evict(self) -> None:
         while self._resident > self._resident_ids and len(self._days) > 1:
-            day = next(iter(self._days))
-            self._drop(day)
+            self._drop(next(iter(self._days)))
+
+
+def _last_bucket_only(usage: DayUsage) -> DayUsage:
+    return DayUsage(usage.day, usage.buckets[-1:], usage.spend)

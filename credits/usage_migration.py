@@ -18,7 +18,7 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from datetime import UTC, date
 
@@ -127,12 +127,12 @@ class UsageMigration:
             done = iter(written)
             for write, before, keys in writes:
                 if write is not None:
-                    days.committed(next(done), before, keys)
+                    days.committed(next(done), before, b"".join(keys))
                 report.moved += len(keys)
             report.dropped += len(deletes) - sum(len(keys) for _, _, keys in writes)
 
     def _write(
-        self, usage: DayUsage, markers: list[Versioned[UsageMarker]], known: set[bytes]
+        self, usage: DayUsage, markers: list[Versioned[UsageMarker]], known: Container[bytes]
     ) -> tuple[DayWrite | None, list[bytes]]:
         keys: list[bytes] = []
         amount = charged = 0

@@ -72,6 +72,9 @@ OUTBOX = "outbox-"
 _SEQ_CEILING = 10**18
 # One entity-group transaction holds at most 100 operations.
 MAX_TRANSACTION_OPERATIONS = 100
+# Buckets read per request: at most 1 MiB of ids, so that no response (base64 in JSON, then
+# decoded) makes a large transient allocation.
+BUCKETS_PER_PAGE = 16
 
 
 def _int64(value: int) -> EntityProperty:
@@ -206,6 +209,7 @@ class TableCreditsRepository:
             _PREFIX_QUERY,
             parameters={"pk": pk, "lo": IDS + _day_key(first), "hi": IDS + after},
             select=["RowKey", "Ids"],
+            results_per_page=BUCKETS_PER_PAGE,
         )
         async for entity in query:
             bucket = _bucket_from(entity)
