@@ -244,12 +244,16 @@ class UsageCharger:
                     raise
                 run.account = None
                 continue
-            if plan.operations > MAX_OPERATIONS or plan.payload > self._max_bytes:
+            too_big = plan.operations > MAX_OPERATIONS or plan.payload > self._max_bytes
+            if too_big and sum(len(rows) for rows in batch) > 1:
                 # Calls spread over many small lots: commit in halves instead.
                 first, second = _halves(batch)
                 await self._charge_batch(run, first, report)
                 await self._charge_batch(run, second, report)
                 return
+            if plan.operations > MAX_OPERATIONS:
+                # One call drawing from nearly a hundred lots: no transaction can hold it.
+                raise ValueError(f"a call of tenant {run.tenant_id} draws from too many lots")
             try:
                 saved, written = await self._repo.commit_usage(
                     current.etag, plan.change, plan.days, plan.events
