@@ -180,6 +180,11 @@ class UsageCharger:
             await self._load(run, [day])
         return run.days.usage(day)
 
+    async def _ids(self, run: _Import, rows: DayRows) -> Container[bytes]:
+        if rows.day not in run.days:
+            await self._load(run, [rows.day])
+        return run.days.members(rows.day)
+
     async def _next_batch(
         self, run: _Import, pending: list[DayRows]
     ) -> tuple[list[DayRows], list[DayRows]]:
@@ -210,14 +215,16 @@ class UsageCharger:
     async def _charge_batch(self, run: _Import, batch: list[DayRows], report: ChargeReport) -> None:
         for attempt in range(MAX_ATTEMPTS):
             if attempt > 0:
-                # Asked only after a failed commit: new usage (the common case) costs no reads.
-                # What another writer charged meanwhile drops out before planning again.
+                # Read again only after a failed commit: new usage (the common case) costs no
+                # reads. What another writer charged meanwhile then drops out below.
                 await self._load(run, [rows.day for rows in batch])
-                before = sum(len(rows) for rows in batch)
-                batch = [
-                    left for rows in batch if len(left := rows.without(run.days.members(rows.day)))
-                ]
-                report.already_charged += before - sum(len(rows) for rows in batch)
+            # The rows were told new against the days as they were when read ahead; a day read
+            # again since (after another batch's conflict) may hold some of them now.
+            before = sum(len(rows) for rows in batch)
+            batch = [
+                left for rows in batch if len(left := rows.without(await self._ids(run, rows)))
+            ]
+            report.already_charged += before - sum(len(rows) for rows in batch)
             if not batch:
                 return
             if attempt == 0 and run.account is not None:
@@ -330,7 +337,10 @@ class DayRows:
         )
 
     def without(self, known: Container[bytes]) -> DayRows:
-        return _select(self.day, self.keys, self.amounts, self.starts, known)
+        keys = self.keys
+        if not any(keys[at : at + ID_BYTES] in known for at in range(0, len(keys), ID_BYTES)):
+            return self
+        return _select(self.day, keys, self.amounts, self.starts, known)
 
 
 class _Group:

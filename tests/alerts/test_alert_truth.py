@@ -44,6 +44,7 @@ LOCALES = ["en-US", "pt-BR", "es-ES", "zh-CN", "ru-RU", "fr-FR"]
 class Row:
     usage_id: str
     minor: int
+    start: datetime = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
     def amount_minor(self) -> int:
         return self.minor

@@ -30,6 +30,7 @@ from credits.money import Money
 from credits.orders import OrderService
 from credits.payments import CardDetails, PaymentSource
 from credits.usage_charging import UsageCharger
+from credits.usage_days import ID_BYTES
 from storage.credits_repository import TableCreditsRepository
 from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
@@ -376,3 +377,37 @@ async def test_a_new_method_after_a_failure_is_tried_with_a_new_key(instances, c
     account, _, entries = await _books(one.repo)
     assert [e.amount_minor for e in entries if e.kind == EntryKind.RECHARGE] == [10_000]
     assert account.recharge.due_key == ""
+
+
+class OtherCommitsFirst(TableCreditsRepository):
+    """An instance whose next usage commit is preceded by another instance's commit."""
+
+    meanwhile = None
+
+    async def commit_usage(self, *args, **kwargs):
+        other, self.meanwhile = self.meanwhile, None
+        if other is not None:
+            await other()
+        return await super().commit_usage(*args, **kwargs)
+
+
+async def test_a_call_charged_by_another_import_during_a_conflict_is_not_charged_again(
+    instances, clock
+):
+    """Found by the property test: this import reads calls x and y ahead (both new then) and
+    commits them in two batches. Another import charges y before the first batch commits: the
+    first batch conflicts and reads the day again, which now holds y. The second batch must
+    drop y, though its own commit would find the day's ETags current."""
+    one, two = instances
+    await _fund(one, clock, 10_000)
+    torn = OtherCommitsFirst(one.store.table(one.store.names.credits))
+    torn.meanwhile = lambda: two.charger.charge(TENANT, [Row("y", 300)], source="b")
+    # One id per transaction, so that x and y go in two batches.
+    charger = UsageCharger(torn, clock=clock, max_bucket_bytes=ID_BYTES)
+
+    report = await charger.charge(TENANT, [Row("x", 100), Row("y", 300)], source="a")
+
+    assert (report.charged, report.already_charged, report.debited_minor) == (1, 1, 100)
+    await assert_charged_once(one.repo, TENANT, ["x", "y"])
+    account, _, _ = await _books(one.repo)
+    assert account.balance_minor == 10_000 - 400

@@ -85,7 +85,7 @@ def _at(day: int, second: int) -> datetime:
 
 
 @settings(
-    max_examples=25,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
