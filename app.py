@@ -48,6 +48,7 @@ from credits.recommendation import FundingAdvisor
 from credits.repository import ConcurrencyConflict
 from credits.usage import UsageFormatError
 from credits.usage_charging import UsageCharger
+from credits.usage_days import ConsistencyError
 from credits.usage_import import GraphUsageSync, PageSource, UsageImporter
 from credits.usage_migration import UsageMigration
 from dialogs.add_funds import CONFIRM, AddFundsDialog
@@ -453,6 +454,7 @@ def _job_runner(shared: Shared, jobs: tuple[Job, ...]) -> JobRunner:
             DirectoryError,
             GraphError,
             UsageFormatError,
+            ConsistencyError,
         ),
     )
 

@@ -86,7 +86,8 @@ class CreditsRepository(Protocol):
         anything changed meanwhile, DuplicateRecord when an alert exists already."""
 
     async def usage_days(self, tenant_id: str, first: date, last: date) -> dict[date, DayUsage]:
-        """The charged ids and the spend of the days from `first` to `last` that have any."""
+        """The charged ids and the spend of the days from `first` to `last` that have any; the
+        buckets are read before the spend rows (credits.usage_days.read_days relies on it)."""
 
     async def legacy_usage(self, tenant_id: str, limit: int) -> list[Versioned[UsageMarker]]:
         """Up to `limit` per-call markers of the layout before day buckets."""

@@ -18,6 +18,7 @@ batch's days, drops the rows that meanwhile became charged, and plans again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import uuid
@@ -55,7 +56,7 @@ from credits.usage_days import (
     epoch_day,
     moment,
     most_ids_within,
-    runs,
+    read_days,
     usage_key,
     write_cost,
 )
@@ -169,11 +170,9 @@ class UsageCharger:
             await self._charge_batch(run, batch, report)
 
     async def _load(self, run: _Import, days: Sequence[date]) -> None:
-        for first, last in runs(days):
-            found = await self._repo.usage_days(run.tenant_id, first, last)
-            for offset in range((last - first).days + 1):
-                day = date.fromordinal(first.toordinal() + offset)
-                run.days.put(found.get(day) or DayUsage.empty(day))
+        read = functools.partial(self._repo.usage_days, run.tenant_id)
+        for usage in await read_days(read, days):
+            run.days.put(usage)
 
     async def _day(self, run: _Import, day: date) -> DayUsage:
         if day not in run.days:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 ID_BYTES = 16
 BUCKET_IDS = 4096
@@ -182,6 +182,42 @@ def most_ids_within(usage: DayUsage, operations: int, size: int, capacity: int) 
     by_operations = (operations - 1) * capacity - tail
     by_size = size // ID_BYTES - tail
     return max(0, min(by_operations, by_size))
+
+
+DayReader = Callable[[date, date], Awaitable[Mapping[date, DayUsage]]]
+READ_ATTEMPTS = 10
+
+
+async def read_days(read: DayReader, days: Iterable[date]) -> list[DayUsage]:
+    """The days, each as one consistent state, by range queries of consecutive days.
+
+    A day's buckets may come in several pages (several requests), and a commit may land in
+    between: an early page then lacks ids that a later page's buckets follow. The repository
+    reads the buckets before the spend rows, and every commit adds to a day's calls as many
+    as the ids it adds, so a day whose buckets hold fewer ids than its spend counts was read
+    while a commit landed, and is read again. (Ids are never removed, and a bucket is never
+    rewritten without new ids: equal counts mean the ids and the ETags read are all current.)
+    """
+    found: list[DayUsage] = []
+    for first, last in runs(days):
+        pending = {first + timedelta(days=n) for n in range((last - first).days + 1)}
+        for _attempt in range(READ_ATTEMPTS):
+            read_now = await read(min(pending), max(pending))
+            for day in sorted(pending):
+                usage = read_now.get(day) or DayUsage.empty(day)
+                if usage.count == usage.spend.calls:
+                    found.append(usage)
+                    pending.discard(day)
+            if not pending:
+                break
+        else:
+            raise ConsistencyError(f"the ids and the spend of {sorted(pending)} disagree")
+    return found
+
+
+class ConsistencyError(RuntimeError):
+    """A day's ids and its spend disagreed on every read: broken storage, or a day so busy
+    that no read saw it still; the import stops (a later one carries on)."""
 
 
 def runs(days: Iterable[date]) -> list[tuple[date, date]]:

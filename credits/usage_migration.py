@@ -15,6 +15,7 @@ leased job runs it for every tenant after a deployment, so imports rarely wait f
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections import defaultdict
@@ -24,7 +25,15 @@ from datetime import UTC, date
 
 from credits.model import UsageMarker
 from credits.repository import ConcurrencyConflict, CreditsRepository, Versioned
-from credits.usage_days import BUCKET_IDS, DayCache, DayUsage, DayWrite, append, runs, usage_key
+from credits.usage_days import (
+    BUCKET_IDS,
+    DayCache,
+    DayUsage,
+    DayWrite,
+    append,
+    read_days,
+    usage_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,20 +103,18 @@ class UsageMigration:
         by_day: dict[date, list[Versioned[UsageMarker]]] = defaultdict(list)
         for marker in markers:
             by_day[_day(marker.value)].append(marker)
-        for first, last in runs(days.missing(by_day)):
-            found = await self._repo.usage_days(tenant_id, first, last)
-            for day in by_day:
-                if first <= day <= last:
-                    days.put(found.get(day) or DayUsage.empty(day))
+        read = functools.partial(self._repo.usage_days, tenant_id)
+        for usage in await read_days(read, days.missing(by_day)):
+            days.put(usage)
         while by_day:
             writes: list[tuple[DayWrite | None, DayUsage, list[bytes]]] = []
             deletes: list[Versioned[UsageMarker]] = []
             operations = 0
             for day in list(by_day):
                 take = by_day[day][:MARKERS_PER_DAY]
-                if day not in days:
-                    found = await self._repo.usage_days(tenant_id, day, day)
-                    days.put(found.get(day) or DayUsage.empty(day))
+                if day not in days:  # dropped to bound memory since it was read
+                    [usage] = await read_days(read, [day])
+                    days.put(usage)
                 usage = days.usage(day)
                 write, keys = self._write(usage, take, days.members(day))
                 cost = len(take) + (write.operations if write is not None else 0)

@@ -6,6 +6,7 @@ import uuid
 from array import array
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,12 +15,14 @@ from credits.model import Account, EntryKind
 from credits.usage_charging import DayRows, plan_calls
 from credits.usage_days import (
     ID_BYTES,
+    ConsistencyError,
     DayCache,
     DayUsage,
     IdBucket,
     IdTable,
     append,
     most_ids_within,
+    read_days,
     runs,
     usage_key,
     write_cost,
@@ -210,3 +213,33 @@ def test_a_batch_of_free_calls_moves_no_money_but_records_them():
     )  # fmt: skip
     assert plan.change.entries == () and plan.change.account == account
     assert plan.days[0].spend.calls == 2 and plan.operations == 3  # account, bucket, spend
+
+
+def _day(day: date, ids: int, calls: int) -> DayUsage:
+    bucket = IdBucket(day, 0, _packed(ids, seed=day.day), "e")
+    return DayUsage(day, (bucket,) if ids else (), DayUsage.empty(day).spend.__class__(day, calls))
+
+
+async def test_days_read_while_a_commit_landed_are_read_again_alone():
+    second = DAY + timedelta(days=1)
+    reads = []
+    answers = [
+        {DAY: _day(DAY, 2, 2), second: _day(second, 1, 3)},  # the second day was torn
+        {second: _day(second, 3, 3)},
+    ]
+
+    async def read(first, last):
+        reads.append((first, last))
+        return answers[len(reads) - 1]
+
+    days = await read_days(read, [DAY, second])
+    assert reads == [(DAY, second), (second, second)]
+    assert [(usage.day, usage.count) for usage in days] == [(DAY, 2), (second, 3)]
+
+
+async def test_a_day_that_never_adds_up_stops_the_import():
+    async def read(first, last):
+        return {DAY: _day(DAY, 1, 2)}
+
+    with pytest.raises(ConsistencyError):
+        await read_days(read, [DAY])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
@@ -241,3 +241,45 @@ async def test_expiry_on_a_torn_view_forfeits_what_is_expired_once(world):
     account, _, entries = await _books(world.other)
     assert account.balance_minor == 5_000
     assert [e.amount_minor for e in entries if e.kind == EntryKind.EXPIRY] == [-7_500]
+
+
+class PagesApart(TableCreditsRepository):
+    """An instance whose read of a day's buckets takes two pages, with another instance's
+    commit landing between them: the first page is from before it, the rest from after."""
+
+    meanwhile: Callable[[], Awaitable[object]] | None = None
+
+    async def usage_days(self, tenant_id, first, last):
+        other, self.meanwhile = self.meanwhile, None
+        if other is None:
+            return await super().usage_days(tenant_id, first, last)
+        early = await super().usage_days(tenant_id, first, last)
+        await other()
+        late = await super().usage_days(tenant_id, first, last)
+        return {
+            day: replace(usage, buckets=early[day].buckets[:1] + usage.buckets[1:])
+            if day in early
+            else usage
+            for day, usage in late.items()
+        }
+
+
+async def test_a_day_read_in_pages_around_a_commit_is_read_again(world):
+    """The first page holds the day's first bucket as it was; the other import then fills it
+    (adding b) and opens a second bucket, which the next page returns. Planned on that view,
+    b would look new and go into the second bucket, whose ETag is current: charged twice."""
+    await _fund(world, 10_000)
+    clock = lambda: datetime.now(UTC)  # noqa: E731 - a clock, as the services take it
+    other = UsageCharger(world.other, clock=clock, bucket_ids=2)
+    await other.charge(TENANT, [Row("a", 100)], source="b")
+    torn = PagesApart(world.store.table(world.store.names.credits))
+    torn.meanwhile = lambda: other.charge(TENANT, [Row("b", 100), Row("c", 100)], source="b")
+
+    report = await UsageCharger(torn, clock=clock, bucket_ids=2).charge(
+        TENANT, [Row("b", 100), Row("d", 100)], source="a"
+    )
+
+    assert (report.charged, report.already_charged) == (1, 1)
+    await assert_charged_once(world.other, TENANT, ["a", "b", "c", "d"])
+    account, _, _ = await _books(world.other)
+    assert account.balance_minor == 10_000 - 400
