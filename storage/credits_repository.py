@@ -379,7 +379,15 @@ class TableCreditsRepository:
         inserts: Sequence[OutboxEvent] = (),
     ) -> Versioned[Account]:
         tenant_id = change.account.tenant_id
-        operations = _change_operations(account_etag, change)
+        replace_if_match = {"mode": UpdateMode.REPLACE, **_if_match(account_etag)}
+        operations: list[tuple[Any, ...]] = [
+            ("update", _account_entity(change.account), replace_if_match)
+        ]
+        operations += [
+            ("upsert", _lot_entity(tenant_id, lot), {"mode": UpdateMode.REPLACE})
+            for lot in change.lots
+        ]
+        operations += [("create", _entry_entity(tenant_id, entry)) for entry in change.entries]
         if order is not None:
             current, new = order
             order_if_match = {"mode": UpdateMode.REPLACE, **_if_match(current.etag)}
@@ -400,7 +408,7 @@ class TableCreditsRepository:
             if error.status_code in (409, 412):
                 raise ConcurrencyConflict(str(error.error_code)) from error
             raise
-        if inserts:
+        if any(isinstance(record, OutboxEvent) for record in inserts):
             self._notify(tenant_id)
         return Versioned(change.account, results[0]["etag"])
 
@@ -417,7 +425,7 @@ class TableCreditsRepository:
 
 
 def _change_operations(account_etag: str, change: Change) -> list[tuple[Any, ...]]:
-    """The account (If-Match), the lots and the ledger entries of a change."""
+    """The account (If-Match), the lots and the ledger entries of a change (as `commit`)."""
     tenant_id = change.account.tenant_id
     replace_if_match = {"mode": UpdateMode.REPLACE, **_if_match(account_etag)}
     operations: list[tuple[Any, ...]] = [
