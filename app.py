@@ -59,7 +59,9 @@ from credits.recommendation import FundingAdvisor
 from credits.repository import ConcurrencyConflict
 from credits.usage import UsageFormatError
 from credits.usage_charging import UsageCharger
+from credits.usage_days import ConsistencyError
 from credits.usage_import import GraphUsageSync, PageSource, UsageImporter
+from credits.usage_migration import UsageMigration
 from dialogs.add_funds import CONFIRM, AddFundsDialog
 from dialogs.alert_commands import AlertHistory, AlertsHere
 from dialogs.alert_settings import FORM as ALERT_SETTINGS_FORM
@@ -91,6 +93,7 @@ from storage.leases import TableLeases
 from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 from storage.tables import TableStore
+from storage.tenants_index import TableTenantsIndex
 
 logger = logging.getLogger("ccbot")
 
@@ -100,6 +103,9 @@ ORDER_RECOVERY_INTERVAL = timedelta(minutes=1)
 RECHARGE_INTERVAL = timedelta(minutes=1)
 EXPIRY_INTERVAL = timedelta(hours=1)
 USAGE_SYNC_INTERVAL = timedelta(hours=6)
+# Per-call usage markers of the layout before day buckets are moved into them after a
+# deployment (then each pass is one empty query per tenant).
+USAGE_MIGRATION_INTERVAL = timedelta(days=1)
 # Alerts go out on a wake-up from the commit that wrote them; the sweep catches the rest.
 ALERT_SWEEP_INTERVAL = timedelta(seconds=30)
 # Alert history goes back this far; older deliveries are deleted once a day.
@@ -278,7 +284,11 @@ def build_credits(
     """`on_events(tenant)` hears of every commit that wrote alert events. The caller closes
     the result (`Credits.close`: the processor's HTTP client)."""
     gateway = payment_gateway(settings, store)
-    repository = TableCreditsRepository(store.table(store.names.credits), on_events)
+    repository = TableCreditsRepository(
+        store.table(store.names.credits),
+        on_events,
+        tenants=TableTenantsIndex(store.table(store.names.tenants)),
+    )
     seeder = no_seed
     if settings.dangerously_allow_unauthenticated:
         # Local mode seeds every new tenant with two EA numbers and, in the sandbox, a saved
@@ -537,6 +547,12 @@ def _jobs(
             ALERT_RETENTION_INTERVAL,
             lambda tenant: stores.alerts.prune(tenant, _utcnow() - ALERT_RETENTION),
         ),
+        Job(
+            "usage-migration",
+            USAGE_MIGRATION_INTERVAL,
+            UsageMigration(credits.repository).run,
+            at_start=True,
+        ),
     )
     if pstn_calls is not None:
         sync = GraphUsageSync(
@@ -564,6 +580,7 @@ def _job_runner(shared: Shared, jobs: tuple[Job, ...]) -> JobRunner:
             DirectoryError,
             GraphError,
             UsageFormatError,
+            ConsistencyError,
         ),
     )
 

@@ -28,6 +28,8 @@ class Job:
     name: str
     every: timedelta
     run_for_tenant: Callable[[str], Awaitable[object]]
+    at_start: bool = False
+    """Pass once when the service starts too (work a deployment brings), not only after `every`."""
 
 
 class JobRunner:
@@ -64,8 +66,11 @@ class JobRunner:
         return done
 
     async def forever(self, job: Job) -> None:
+        first = job.at_start
         while True:
-            await asyncio.sleep(job.every.total_seconds())
+            if not first:
+                await asyncio.sleep(job.every.total_seconds())
+            first = False
             try:
                 await self.run_once(job)
             except self._errors:

@@ -133,6 +133,12 @@ class LedgerEntry:
     actor: str
     reference: str
     at: datetime
+    calls: int = 0
+    """Usage: how many calls this line draws for (a batch of calls is one line per lot)."""
+    first_call: datetime | None = None
+    """Usage: when the earliest of those calls started."""
+    last_call: datetime | None = None
+    """Usage: when the latest of those calls started."""
 
 
 @dataclass(frozen=True)
@@ -202,7 +208,9 @@ class OutboxEvent:
 
 @dataclass(frozen=True)
 class UsageMarker:
-    """A usage row that has been charged: its UsageId is the idempotency key."""
+    """A usage row charged before charged UsageIds were packed in day buckets: one entity per
+    call (`usage-<UsageId>`). Only read now, by the migration that moves them into buckets
+    (credits/usage_migration.py)."""
 
     usage_id: str
     amount_minor: int

@@ -13,6 +13,7 @@ from typing import Generic, Protocol, TypeVar
 
 from credits.ledger import Change
 from credits.model import Account, LedgerEntry, Lot, Order, OutboxEvent, UsageMarker
+from credits.usage_days import DayUsage, DayWrite
 
 T = TypeVar("T")
 
@@ -22,7 +23,7 @@ class ConcurrencyConflict(Exception):
 
 
 class DuplicateRecord(Exception):
-    """A record inserted with the change exists already (a usage row charged before)."""
+    """A record inserted with the change exists already (an alert written before)."""
 
     def __init__(self, record: object) -> None:
         super().__init__(repr(record))
@@ -67,17 +68,43 @@ class CreditsRepository(Protocol):
         account_etag: str,
         change: Change,
         order: tuple[Versioned[Order], Order] | None = None,
-        inserts: Sequence[UsageMarker | OutboxEvent] = (),
+        inserts: Sequence[OutboxEvent] = (),
     ) -> Versioned[Account]:
         """Apply a change in one transaction; ConcurrencyConflict when any ETag is stale,
         DuplicateRecord when an inserted record exists already."""
 
-    async def existing_usage(self, tenant_id: str, usage_ids: Sequence[str]) -> set[str]: ...
+    async def commit_usage(
+        self,
+        account_etag: str,
+        change: Change,
+        days: Sequence[DayWrite],
+        inserts: Sequence[OutboxEvent] = (),
+    ) -> tuple[Versioned[Account], tuple[DayWrite, ...]]:
+        """A batch of calls in one transaction: the change, each day's buckets and spend (under
+        the ETag each was read with, or inserted when it has none) and the alerts. Returns the
+        account and the days as written, with their new ETags. ConcurrencyConflict when
+        anything changed meanwhile, DuplicateRecord when an alert exists already."""
+
+    async def usage_days(self, tenant_id: str, first: date, last: date) -> dict[date, DayUsage]:
+        """The charged ids and the spend of the days from `first` to `last` that have any; the
+        buckets are read before the spend rows (credits.usage_days.read_days relies on it)."""
+
+    async def legacy_usage(self, tenant_id: str, limit: int) -> list[Versioned[UsageMarker]]:
+        """Up to `limit` per-call markers of the layout before day buckets."""
+
+    async def migrate_usage(
+        self,
+        tenant_id: str,
+        days: Sequence[DayWrite],
+        markers: Sequence[Versioned[UsageMarker]],
+    ) -> tuple[DayWrite, ...]:
+        """In one transaction, write the days and delete the markers (each under its ETag);
+        ConcurrencyConflict when any of them changed or went meanwhile."""
 
     async def outbox(self, tenant_id: str) -> list[OutboxEvent]: ...
 
     async def daily_spend(self, tenant_id: str, since: datetime) -> dict[date, int]:
-        """Charged minor units per day of call start, from `since` on."""
+        """Charged minor units per day of call start, from `since` on (one small row a day)."""
 
     async def insert_event(self, tenant_id: str, event: OutboxEvent) -> bool:
         """False when an event with this id exists already."""

@@ -32,10 +32,10 @@ Rules decided here, on purpose:
   kept as 128-bit integers in two generations of at most 40,000 (about 7 MB together), so
   memory reaches its ceiling within the first 80,000 rows and stays there. An exact set of
   every id would grow with the file (about 100 MB for 1,000,000 rows), and peak memory must not.
-  A repeat further apart is yielded again and counted as eligible; the ledger's idempotent
-  insert (the UsageId is the RowKey) still charges it once. Microsoft does not repeat UsageIds
-  in an export; repeats come from overlapping pages, windows or re-sent members, which sit close
-  together, or from concatenated files, which no bounded window could catch anyway.
+  A repeat further apart is yielded again and counted as eligible; the charger, which keeps the
+  charged ids of each day (credits/usage_days.py), still charges it once. Microsoft does not
+  repeat UsageIds in an export; repeats come from overlapping pages, windows or re-sent members,
+  which sit close together, or from concatenated files, which no bounded window could catch.
 
 Input that as a whole is not PSTN usage fails as a `UsageFormatError` with a `problem` code.
 """

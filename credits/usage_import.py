@@ -2,7 +2,9 @@
 
 Parsing is synchronous CPU work over a file, so it runs in a worker thread a few hundred rows
 at a time while the event loop keeps serving turns; charging streams those rows into batched
-transactions. Memory holds one chunk of rows, whatever the size of the file.
+transactions (credits/usage_charging.py). Memory holds a chunk of parsed rows, the charger's
+look-ahead (32 bytes a row) and the charged ids of the days the file touches (bounded), not
+the file.
 """
 
 from __future__ import annotations

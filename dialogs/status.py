@@ -6,7 +6,7 @@ from botbuilder.core import MessageFactory, TurnContext
 
 from cards import CardRenderer
 from credits.accounts import AccountService, Status
-from credits.model import Account
+from credits.model import Account, EntryKind, LedgerEntry
 from credits.recommendation import FundingAdvisor
 from dialogs.commands import ParsedCommand
 from dialogs.turn import tenant_id_of, translator_of
@@ -88,9 +88,20 @@ def _recent(t: Translator, status: Status) -> list[dict[str, str]]:
     return [
         {
             "date": t.date(entry.at),
-            "kind": t(f"entry.{entry.kind.value}"),
+            "kind": _kind(t, entry),
             "amount": ("+" if entry.amount_minor > 0 else "")
             + t.minor_money(entry.amount_minor, currency),
         }
         for entry in status.recent
     ]
+
+
+def _kind(t: Translator, entry: LedgerEntry) -> str:
+    """A batch of calls reads "Calls (284), Nov 1 – 3"; anything else (and a single call charged
+    before calls were booked in batches) reads as its kind alone."""
+    first, last = entry.first_call, entry.last_call
+    if entry.kind is not EntryKind.USAGE or not entry.calls or first is None or last is None:
+        return t(f"entry.{entry.kind.value}")
+    years = {first.year, last.year, entry.at.year}
+    period = t.date_range(first.date(), last.date(), with_year=len(years) > 1)
+    return t.ngettext("entry.calls", entry.calls, count=t.number(entry.calls), period=period)

@@ -199,7 +199,7 @@ def chart_view(t: Translator, series: list[tuple[date, int]], currency: str) -> 
         }
         for index, (day, amount) in enumerate(series)
     ]
-    span = t.date_range(series[0][0], series[-1][0]) if series else ""
+    span = t.date_range(series[0][0], series[-1][0], with_year=True) if series else ""
     return {"chart": points, "chart_range": span}
 
 

@@ -71,9 +71,10 @@ class Translator:
         """A day as short as the locale writes it: "23" ("23日"), or "Nov 1" with its month."""
         return format_skeleton("MMMd" if with_month else "d", value, locale=self._locale)
 
-    def date_range(self, start: date, end: date) -> str:
-        """Two dates as the locale writes a range: "Oct 25 – Nov 23, 2026"."""
-        return format_interval(start, end, "yMMMd", locale=self._locale)
+    def date_range(self, first: date, last: date, *, with_year: bool = False) -> str:
+        """A period of days as the language writes it ("Nov 1 – 3"; one day: "Nov 1")."""
+        skeleton = "yMMMd" if with_year else "MMMd"
+        return format_interval(first, last, skeleton, locale=self._locale)
 
     def datetime(self, value: datetime) -> str:
         return format_datetime(value, format="medium", locale=self._locale)

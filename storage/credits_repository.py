@@ -6,20 +6,25 @@ Row keys within a tenant's partition:
     lot-<lot id>                 one funds lot
     ledger-<inverted sequence>   one ledger entry; inverted so the newest sorts first
     order-<idempotency key>      one order; inserting an existing key is how a repeat is caught
+    ids-<yyyymmdd>-<nnnn>        charged UsageIds of calls started that UTC day: 16 bytes each
+                                 in one binary property of at most 64 KiB (credits/usage_days.py)
+    spend-<yyyymmdd>             that day's calls, their cost and what was charged
+    usage-<UsageId>              a call charged before the day buckets (moved into them, then
+                                 deleted, by credits/usage_migration.py)
+    outbox-<event id>            an alert to deliver
 
 Money is Edm.Int64 minor units. A money change is one entity-group transaction that carries
-If-Match on the account (and on the order it books), so two writers can never both succeed
-from the same starting point.
+If-Match on the account (and on the order it books, and on the day buckets and spend rows it
+updates), so two writers can never both succeed from the same starting point.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
-from datetime import date, datetime
+from dataclasses import asdict, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -49,7 +54,9 @@ from credits.model import (
     UsageMarker,
 )
 from credits.repository import ConcurrencyConflict, DuplicateRecord, Versioned
+from credits.usage_days import DaySpend, DayUsage, DayWrite, IdBucket
 from storage.keys import escape_key
+from storage.tenants_index import TableTenantsIndex
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +65,16 @@ LOT = "lot-"
 LEDGER = "ledger-"
 ORDER = "order-"
 USAGE = "usage-"
+IDS = "ids-"
+SPEND = "spend-"
 OUTBOX = "outbox-"
 # Ledger row keys count down from here so that a plain ascending query lists newest first.
 _SEQ_CEILING = 10**18
 # One entity-group transaction holds at most 100 operations.
 MAX_TRANSACTION_OPERATIONS = 100
+# Buckets read per request: at most 1 MiB of ids, so that no response (base64 in JSON, then
+# decoded) makes a large transient allocation.
+BUCKETS_PER_PAGE = 16
 
 
 def _int64(value: int) -> EntityProperty:
@@ -82,11 +94,19 @@ _PREFIX_QUERY = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
 
 
 class TableCreditsRepository:
-    def __init__(self, table: TableClient, on_events: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        table: TableClient,
+        on_events: Callable[[str], None] | None = None,
+        tenants: TableTenantsIndex | None = None,
+    ) -> None:
         """`on_events(tenant)` is told, after a commit, that the tenant has new alert events:
-        the dispatcher delivers them at once instead of at its next sweep."""
+        the dispatcher delivers them at once instead of at its next sweep. `tenants`, the
+        tenants index, gets a row for every account created (the service always gives one;
+        without it, tools and tests that serve a few tenants find them by a scan)."""
         self._table = table
         self._on_events = on_events
+        self._tenants = tenants
 
     def _notify(self, tenant_id: str) -> None:
         if self._on_events is not None:
@@ -102,6 +122,10 @@ class TableCreditsRepository:
         return Versioned(_account_from(entity), entity.metadata["etag"])
 
     async def create_account(self, account: Account) -> Versioned[Account]:
+        if self._tenants is not None:
+            # Indexed first: a crash in between leaves an index row without an account (which
+            # every job passes over), never an account the jobs cannot find.
+            await self._tenants.add(account.tenant_id)
         try:
             metadata = await self._table.create_entity(_account_entity(account))
             return Versioned(account, metadata["etag"])
@@ -174,20 +198,104 @@ class TableCreditsRepository:
             if e.get("Status") == OrderStatus.PENDING.value
         ]
 
-    async def existing_usage(self, tenant_id: str, usage_ids: Sequence[str]) -> set[str]:
-        """Which of these usage rows were charged before (point reads, in parallel)."""
+    # --- usage: day buckets of charged ids, and each day's spend -----------------------------
 
-        async def exists(usage_id: str) -> str | None:
-            try:
-                await self._table.get_entity(
-                    escape_key(tenant_id), USAGE + escape_key(usage_id), select=["RowKey"]
-                )
-            except ResourceNotFoundError:
-                return None
-            return usage_id
+    async def usage_days(self, tenant_id: str, first: date, last: date) -> dict[date, DayUsage]:
+        """Two range queries: the days' buckets, and their spend rows."""
+        pk = escape_key(tenant_id)
+        after = _day_key(last + timedelta(days=1))
+        buckets: dict[date, list[IdBucket]] = {}
+        query = self._table.query_entities(
+            _PREFIX_QUERY,
+            parameters={"pk": pk, "lo": IDS + _day_key(first), "hi": IDS + after},
+            select=["RowKey", "Ids"],
+            results_per_page=BUCKETS_PER_PAGE,
+        )
+        async for entity in query:
+            bucket = _bucket_from(entity)
+            buckets.setdefault(bucket.day, []).append(bucket)
+        spends: dict[date, DaySpend] = {}
+        query = self._table.query_entities(
+            _PREFIX_QUERY,
+            parameters={"pk": pk, "lo": SPEND + _day_key(first), "hi": SPEND + after},
+        )
+        async for entity in query:
+            spend = _spend_from(entity)
+            spends[spend.day] = spend
+        return {
+            day: DayUsage(
+                day,
+                tuple(sorted(buckets.get(day, ()), key=lambda bucket: bucket.index)),
+                spends.get(day) or DaySpend(day),
+            )
+            for day in buckets.keys() | spends.keys()
+        }
 
-        found = await asyncio.gather(*(exists(u) for u in dict.fromkeys(usage_ids)))
-        return {u for u in found if u is not None}
+    async def commit_usage(
+        self,
+        account_etag: str,
+        change: Change,
+        days: Sequence[DayWrite],
+        inserts: Sequence[OutboxEvent] = (),
+    ) -> tuple[Versioned[Account], tuple[DayWrite, ...]]:
+        tenant_id = change.account.tenant_id
+        operations = _change_operations(account_etag, change)
+        first_day = len(operations)
+        operations += _day_operations(tenant_id, days)
+        first_insert = len(operations)
+        operations += [("create", _insert_entity(tenant_id, record)) for record in inserts]
+        if len(operations) > MAX_TRANSACTION_OPERATIONS:
+            raise ValueError(f"{len(operations)} operations exceed one transaction")
+        try:
+            results = await self._table.submit_transaction(operations)
+        except TableTransactionError as error:
+            if error.status_code == 409 and error.index >= first_insert:
+                raise DuplicateRecord(inserts[error.index - first_insert]) from error
+            # 412 (an ETag is stale), 409 (a bucket, spend or ledger row exists: another writer
+            # got there first) and 404 (a row read is gone) all mean: read again.
+            if error.status_code in (404, 409, 412):
+                raise ConcurrencyConflict(str(error.error_code)) from error
+            raise
+        if inserts:
+            self._notify(tenant_id)
+        written = _written_days(days, results[first_day:first_insert])
+        return Versioned(change.account, results[0]["etag"]), written
+
+    async def legacy_usage(self, tenant_id: str, limit: int) -> list[Versioned[UsageMarker]]:
+        markers: list[Versioned[UsageMarker]] = []
+        async for entity in self._query_prefix(tenant_id, USAGE, results_per_page=limit):
+            markers.append(Versioned(_marker_from(entity), entity.metadata["etag"]))
+            if len(markers) >= limit:
+                break
+        return markers
+
+    async def migrate_usage(
+        self,
+        tenant_id: str,
+        days: Sequence[DayWrite],
+        markers: Sequence[Versioned[UsageMarker]],
+    ) -> tuple[DayWrite, ...]:
+        pk = escape_key(tenant_id)
+        operations = _day_operations(tenant_id, days)
+        operations += [
+            (
+                "delete",
+                {"PartitionKey": pk, "RowKey": USAGE + escape_key(marker.value.usage_id)},
+                _if_match(marker.etag),
+            )
+            for marker in markers
+        ]
+        if len(operations) > MAX_TRANSACTION_OPERATIONS:
+            raise ValueError(f"{len(operations)} operations exceed one transaction")
+        if not operations:
+            return ()
+        try:
+            results = await self._table.submit_transaction(operations)
+        except TableTransactionError as error:
+            if error.status_code in (404, 409, 412):
+                raise ConcurrencyConflict(str(error.error_code)) from error
+            raise
+        return _written_days(days, results)
 
     async def insert_event(self, tenant_id: str, event: OutboxEvent) -> bool:
         """Write an alert on its own; False when an alert with its id exists already."""
@@ -199,20 +307,20 @@ class TableCreditsRepository:
         return True
 
     async def daily_spend(self, tenant_id: str, since: datetime) -> dict[date, int]:
-        """Charged minor units per day of call start, from `since` on.
-
-        Reads the usage rows of the period (two properties each); a tenant with heavy usage
-        would want a per-day total kept in the charging transaction instead.
-        """
+        """Charged minor units per day of call start, from `since` on: one row per day with
+        calls, kept by the charging transactions (a 90-day window is at most 90 rows)."""
         query = self._table.query_entities(
-            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and StartedAt ge @since",
-            parameters={"pk": escape_key(tenant_id), "lo": USAGE, "hi": "usage.", "since": since},
-            select=["ChargedMinor", "StartedAt"],
+            _PREFIX_QUERY,
+            parameters={
+                "pk": escape_key(tenant_id),
+                "lo": SPEND + _day_key(since.date()),
+                "hi": SPEND[:-1] + ".",
+            },
+            select=["RowKey", "ChargedMinor"],
         )
         totals: dict[date, int] = {}
         async for entity in query:
-            day = entity["StartedAt"].date()
-            totals[day] = totals.get(day, 0) + _int(entity["ChargedMinor"])
+            totals[_day_from(entity["RowKey"], SPEND)] = _int(entity["ChargedMinor"])
         return totals
 
     async def outbox(self, tenant_id: str) -> list[OutboxEvent]:
@@ -239,6 +347,14 @@ class TableCreditsRepository:
         )
 
     async def tenants_with_accounts(self) -> list[str]:
+        """Every tenant with an account: the tenants index, reconciled with a scan of the
+        accounts when it was never filled and at most daily after (storage/tenants_index.py)."""
+        if self._tenants is None:
+            return await self.scan_accounts()
+        return await self._tenants.tenants(self.scan_accounts)
+
+    async def scan_accounts(self) -> list[str]:
+        """A query across every partition: for the index's reconciliation, not for every pass."""
         query = self._table.query_entities(
             "RowKey eq @account", parameters={"account": ACCOUNT}, select=["TenantId"]
         )
@@ -260,7 +376,7 @@ class TableCreditsRepository:
         account_etag: str,
         change: Change,
         order: tuple[Versioned[Order], Order] | None = None,
-        inserts: Sequence[UsageMarker | OutboxEvent] = (),
+        inserts: Sequence[OutboxEvent] = (),
     ) -> Versioned[Account]:
         tenant_id = change.account.tenant_id
         replace_if_match = {"mode": UpdateMode.REPLACE, **_if_match(account_etag)}
@@ -284,7 +400,7 @@ class TableCreditsRepository:
             results = await self._table.submit_transaction(operations)
         except TableTransactionError as error:
             if error.status_code == 409 and error.index >= first_insert:
-                # A usage row or event that exists already: a duplicate, not a race.
+                # An event that exists already: a duplicate, not a race.
                 record = inserts[error.index - first_insert]
                 raise DuplicateRecord(record) from error
             # 412 (an ETag is stale) and 409 (a ledger row exists: someone committed the same
@@ -308,7 +424,109 @@ class TableCreditsRepository:
         )
 
 
+def _change_operations(account_etag: str, change: Change) -> list[tuple[Any, ...]]:
+    """The account (If-Match), the lots and the ledger entries of a change (as `commit`)."""
+    tenant_id = change.account.tenant_id
+    replace_if_match = {"mode": UpdateMode.REPLACE, **_if_match(account_etag)}
+    operations: list[tuple[Any, ...]] = [
+        ("update", _account_entity(change.account), replace_if_match)
+    ]
+    operations += [
+        ("upsert", _lot_entity(tenant_id, lot), {"mode": UpdateMode.REPLACE}) for lot in change.lots
+    ]
+    operations += [("create", _entry_entity(tenant_id, entry)) for entry in change.entries]
+    return operations
+
+
+def _day_operations(tenant_id: str, days: Sequence[DayWrite]) -> list[tuple[Any, ...]]:
+    """Each day's buckets, then its spend: replaced under their ETags, or created."""
+    operations: list[tuple[Any, ...]] = []
+    for write in days:
+        rows = [_bucket_entity(tenant_id, bucket) for bucket in write.buckets]
+        rows.append(_spend_entity(tenant_id, write.spend))
+        etags = [bucket.etag for bucket in write.buckets] + [write.spend.etag]
+        for row, etag in zip(rows, etags, strict=True):
+            if etag:
+                operations.append(("update", row, {"mode": UpdateMode.REPLACE, **_if_match(etag)}))
+            else:
+                operations.append(("create", row))
+    return operations
+
+
+def _written_days(
+    days: Sequence[DayWrite], results: Sequence[dict[str, Any]]
+) -> tuple[DayWrite, ...]:
+    """The days as written: each bucket and spend row with the ETag the transaction gave it."""
+    etags = iter(result["etag"] for result in results)
+    return tuple(
+        DayWrite(
+            write.day,
+            tuple(replace(bucket, etag=next(etags)) for bucket in write.buckets),
+            replace(write.spend, etag=next(etags)),
+        )
+        for write in days
+    )
+
+
 # --- entity mapping -------------------------------------------------------------------------
+
+
+def _day_key(day: date) -> str:
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+def _day_from(row_key: str, prefix: str) -> date:
+    text = row_key[len(prefix) : len(prefix) + 8]
+    return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+
+
+def _bucket_entity(tenant_id: str, bucket: IdBucket) -> dict[str, Any]:
+    return {
+        "PartitionKey": escape_key(tenant_id),
+        "RowKey": f"{IDS}{_day_key(bucket.day)}-{bucket.index:04d}",
+        "Ids": bucket.ids,
+    }
+
+
+def _bucket_from(entity: dict[str, Any]) -> IdBucket:
+    row_key = entity["RowKey"]
+    return IdBucket(
+        day=_day_from(row_key, IDS),
+        index=int(row_key[len(IDS) + 9 :]),
+        ids=bytes(entity["Ids"]),
+        etag=entity.metadata["etag"],
+    )
+
+
+def _spend_entity(tenant_id: str, spend: DaySpend) -> dict[str, Any]:
+    return {
+        "PartitionKey": escape_key(tenant_id),
+        "RowKey": SPEND + _day_key(spend.day),
+        "Calls": _int64(spend.calls),
+        "AmountMinor": _int64(spend.amount_minor),
+        "ChargedMinor": _int64(spend.charged_minor),
+    }
+
+
+def _spend_from(entity: dict[str, Any]) -> DaySpend:
+    return DaySpend(
+        day=_day_from(entity["RowKey"], SPEND),
+        calls=_int(entity["Calls"]),
+        amount_minor=_int(entity["AmountMinor"]),
+        charged_minor=_int(entity["ChargedMinor"]),
+        etag=entity.metadata["etag"],
+    )
+
+
+def _marker_from(entity: dict[str, Any]) -> UsageMarker:
+    return UsageMarker(
+        usage_id=entity["UsageId"],
+        amount_minor=_int(entity["AmountMinor"]),
+        charged_minor=_int(entity["ChargedMinor"]),
+        source=entity.get("Source", ""),
+        at=entity["At"],
+        started_at=entity.get("StartedAt"),
+    )
 
 
 def _account_entity(account: Account) -> dict[str, Any]:
@@ -384,6 +602,16 @@ def _entry_entity(tenant_id: str, entry: LedgerEntry) -> dict[str, Any]:
         "Actor": entry.actor,
         "Reference": entry.reference,
         "At": entry.at,
+        # A line for a batch of calls: how many, and when the first and the last started.
+        **(
+            {
+                "Calls": _int64(entry.calls),
+                "FirstCall": entry.first_call,
+                "LastCall": entry.last_call,
+            }
+            if entry.calls
+            else {}
+        ),
     }
 
 
@@ -397,6 +625,9 @@ def _entry_from(entity: dict[str, Any]) -> LedgerEntry:
         actor=entity["Actor"],
         reference=entity["Reference"],
         at=entity["At"],
+        calls=_int(entity.get("Calls") or 0),
+        first_call=entity.get("FirstCall"),
+        last_call=entity.get("LastCall"),
     )
 
 
@@ -449,18 +680,7 @@ def _order_from(entity: dict[str, Any]) -> Order:
     )
 
 
-def _insert_entity(tenant_id: str, record: UsageMarker | OutboxEvent) -> dict[str, Any]:
-    if isinstance(record, UsageMarker):
-        return {
-            "PartitionKey": escape_key(tenant_id),
-            "RowKey": USAGE + escape_key(record.usage_id),
-            "UsageId": record.usage_id,
-            "AmountMinor": _int64(record.amount_minor),
-            "ChargedMinor": _int64(record.charged_minor),
-            "Source": record.source,
-            "At": record.at,
-            "StartedAt": record.started_at or record.at,
-        }
+def _insert_entity(tenant_id: str, record: OutboxEvent) -> dict[str, Any]:
     return {
         "PartitionKey": escape_key(tenant_id),
         "RowKey": OUTBOX + escape_key(record.event_id),

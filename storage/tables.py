@@ -37,6 +37,11 @@ class TableNames:
         return f"{self.prefix}Credits"
 
     @property
+    def tenants(self) -> str:
+        """The tenants index: one row per tenant with an account (storage/tenants_index.py)."""
+        return f"{self.prefix}Tenants"
+
+    @property
     def sandbox_payments(self) -> str:
         return f"{self.prefix}SandboxPayments"
 
@@ -68,6 +73,7 @@ class TableNames:
             self.bot_state,
             self.conversations,
             self.credits,
+            self.tenants,
             self.sandbox_payments,
             self.checkout_cards,
             self.directory,

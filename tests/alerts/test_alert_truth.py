@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -37,18 +37,10 @@ from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 from tests.alerts.harness import TENANT, Harness
 from tests.fakes.connector import card_texts
+from tests.support.usage_books import Row
 
 EN = Localizer.from_directory().translator("en-US")
 LOCALES = ["en-US", "pt-BR", "es-ES", "zh-CN", "ru-RU", "fr-FR"]
-
-
-@dataclass(frozen=True)
-class Row:
-    usage_id: str
-    minor: int
-
-    def amount_minor(self) -> int:
-        return self.minor
 
 
 class Money_:

@@ -18,6 +18,7 @@ from typing import Any
 
 from azure.data.tables.aio import TableServiceClient
 
+from credits.usage_days import ID_BYTES, usage_key
 from storage.tables import TableNames
 from tests.chaos.driver import ImportRun
 from tests.chaos.exports import chargeable_ids
@@ -131,7 +132,12 @@ class Books:
     lots: list[dict[str, Any]]
     entries: list[dict[str, Any]]
     orders: list[dict[str, Any]]
+    buckets: list[dict[str, Any]]
+    """The charged UsageIds, 16 bytes each, per day of call start (`ids-<yyyymmdd>-<n>`)."""
+    spend: list[dict[str, Any]]
+    """Each day's calls and what was charged for them (`spend-<yyyymmdd>`)."""
     markers: list[dict[str, Any]]
+    """Per-call markers of the layout before buckets: none may be left once usage ran."""
     outbox: list[dict[str, Any]]
     charges: dict[str, dict[str, Any]]
     """Sandbox charge records by order key."""
@@ -157,6 +163,8 @@ async def read_books(tables: Tables, tenant: str) -> Books:
         lots=by_prefix["lot"],
         entries=sorted(by_prefix["ledger"], key=lambda e: _int(e["Seq"])),
         orders=by_prefix["order"],
+        buckets=by_prefix["ids"],
+        spend=by_prefix["spend"],
         markers=by_prefix["usage"],
         outbox=by_prefix["outbox"],
         charges=charges,
@@ -271,28 +279,43 @@ def check_orders(books: dict[str, Books], evidence: Evidence) -> Check:
     )
 
 
+def charged_ids(b: Books) -> Counter[bytes]:
+    """How many times each UsageId is kept in the tenant's day buckets (once, in sound books)."""
+    counts: Counter[bytes] = Counter()
+    for bucket in b.buckets:
+        ids = bytes(bucket["Ids"])
+        counts.update(ids[at : at + ID_BYTES] for at in range(0, len(ids), ID_BYTES))
+    return counts
+
+
 def check_usage(books: dict[str, Books]) -> Check:
     problems = []
-    marked = charged = 0
+    kept = charged = 0
     for tenant, b in books.items():
-        drawn: dict[str, int] = defaultdict(int)
-        for entry in b.entries:
-            if entry["Kind"] == "usage":
-                drawn[entry["Reference"]] -= _int(entry["AmountMinor"])
-        markers = {m["UsageId"]: m for m in b.markers}
-        marked += len(markers)
-        for usage_id, marker in markers.items():
-            amount, got = _int(marker["AmountMinor"]), _int(marker["ChargedMinor"])
+        counts = charged_ids(b)
+        kept += len(counts)
+        twice = [key.hex() for key, n in counts.items() if n > 1]
+        if twice:
+            problems.append(f"{tenant}: {len(twice)} calls kept twice, e.g. {twice[0]}")
+        days: Counter[str] = Counter()
+        for bucket in b.buckets:
+            days[bucket["RowKey"][4:12]] += len(bytes(bucket["Ids"])) // ID_BYTES
+        for spend in b.spend:
+            day = spend["RowKey"][6:]
+            calls, got = _int(spend["Calls"]), _int(spend["ChargedMinor"])
             charged += got
-            if not 0 <= got <= amount or drawn.get(usage_id, 0) != got:
-                problems.append(
-                    f"{tenant}: {usage_id} marked {got} of {amount}, drawn {drawn.get(usage_id)}"
-                )
-        for usage_id in set(drawn) - set(markers):
-            problems.append(f"{tenant}: {usage_id} drawn {drawn[usage_id]} without a marker")
+            if days.pop(day, 0) != calls or not 0 <= got <= _int(spend["AmountMinor"]):
+                problems.append(f"{tenant}: day {day} keeps other calls than it counts")
+        problems += [f"{tenant}: day {day} has calls but no spend row" for day in days]
+        drawn = -sum(_int(e["AmountMinor"]) for e in b.entries if e["Kind"] == "usage")
+        spent = sum(_int(spend["ChargedMinor"]) for spend in b.spend)
+        if drawn != spent:
+            problems.append(f"{tenant}: usage lines draw {drawn}, the days charged {spent}")
+        if b.markers:
+            problems.append(f"{tenant}: {len(b.markers)} per-call markers were never moved")
     return Check(
-        "each UsageId charged once: one marker, its ledger entries add up to it",
-        f"{marked:,} calls marked, {charged / 100:,.2f} charged",
+        "each UsageId charged once: kept once in its day, the days add up to the usage lines",
+        f"{kept:,} calls kept, {charged / 100:,.2f} charged",
         problems,
     )
 
@@ -300,6 +323,7 @@ def check_usage(books: dict[str, Books]) -> Check:
 def check_imports(books: dict[str, Books], evidence: Evidence) -> Check:
     problems = []
     outcomes: Counter[str] = Counter()
+    kept = {tenant: set(charged_ids(b)) for tenant, b in books.items()}
     for run in evidence.imports:
         outcomes[f"{run.route} {run.outcome}"] += 1
         if run.outcome in ("killed", "refused"):
@@ -307,12 +331,11 @@ def check_imports(books: dict[str, Books], evidence: Evidence) -> Check:
         if run.outcome != "completed":
             problems.append(f"{run.route} import {run.name} {run.outcome}: {run.detail}")
             continue
-        markers = {m["UsageId"] for m in books[run.tenant_id].markers}
-        missing = chargeable_ids(run.body) - markers
+        missing = {usage_key(u) for u in chargeable_ids(run.body)} - kept[run.tenant_id]
         if missing:
-            problems.append(f"{run.route} import {run.name}: {len(missing)} calls not marked")
+            problems.append(f"{run.route} import {run.name}: {len(missing)} calls not kept")
     return Check(
-        "every import that was not killed completed, and marked every call it holds",
+        "every import that was not killed completed, and kept every call it holds",
         ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())),
         problems,
     )

@@ -25,18 +25,10 @@ from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 from tests.chaos.audit import Evidence, Tables, audit
 from tests.chaos.driver import ImportRun
+from tests.support.usage_books import Row
 
 TENANT = "tenant-audit"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Row:
-    usage_id: str
-    minor: int
-
-    def amount_minor(self) -> int:
-        return self.minor
 
 
 @dataclass
@@ -121,8 +113,22 @@ async def test_a_charge_never_booked_is_found(books):
 
 
 async def test_a_call_charged_twice_is_found(books):
+    [bucket] = [
+        e async for e in books.credits.query_entities("RowKey ge 'ids-' and RowKey lt 'ids.'")
+    ]
+    day = bucket["RowKey"][:-4]
+    await books.credits.create_entity(  # the same call kept again in a second bucket of its day
+        {"PartitionKey": TENANT, "RowKey": f"{day}0001", "Ids": bytes(bucket["Ids"])}
+    )
+    assert (await failed(books, evidence(books)))[0].startswith("each UsageId")
+
+
+async def test_a_day_charged_apart_from_the_ledger_is_found(books):
+    [spend] = [
+        e async for e in books.credits.query_entities("RowKey ge 'spend-' and RowKey lt 'spend.'")
+    ]
     await books.credits.update_entity(
-        {"PartitionKey": TENANT, "RowKey": "usage-u-1", "ChargedMinor": 5_000},
+        {"PartitionKey": TENANT, "RowKey": spend["RowKey"], "ChargedMinor": 5_000},
         mode=UpdateMode.MERGE,
     )
     assert (await failed(books, evidence(books)))[0].startswith("each UsageId")

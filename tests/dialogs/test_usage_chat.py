@@ -152,5 +152,31 @@ def test_the_chart_labels_each_bar_with_its_day_and_says_the_range_once(tag):
     assert labels[1] == t.day_label(date(2027, 2, 1), with_month=True)
     assert labels[2] == t.day_label(date(2027, 2, 2))
     assert all(len(label) <= 3 for i, label in enumerate(labels) if i not in (0, 1, 29))
-    assert view["chart_range"] == t.date_range(date(2027, 1, 31), date(2027, 3, 1))
+    assert view["chart_range"] == t.date_range(date(2027, 1, 31), date(2027, 3, 1), with_year=True)
     assert {point["y"] for point in view["chart"]} == {"12.34"}
+
+
+@pytest.mark.parametrize(
+    ("locale", "line"),
+    [("en-US", "Calls (5), Nov 1 · -$16.75"), ("pt-BR", "Chamadas (5), 1 de nov. · -US$ 16,75")],
+)
+async def test_an_import_is_one_calls_line_on_the_status_card(
+    chat_client, connector, files, locale, line
+):
+    """Five calls of Nov 1 are one ledger line (one lot), not five; the report says where each
+    call is detailed."""
+    stored, base = files
+    stored["calls.csv"] = export(ROWS)
+    chat = Chat(chat_client, connector, locale=locale)
+    await fund(chat)
+    await chat._post(file_message(connector.url, f"{base}/calls.csv", "calls.csv", locale=locale))
+    t = EN if locale == "en-US" else PT
+    assert t("usage.detail") in card_texts(chat.last_card())
+    await chat.say("status" if locale == "en-US" else "saldo")
+    facts = [
+        fact["value"]
+        for block in chat.last_card()["body"]
+        if block.get("type") == "FactSet"
+        for fact in block["facts"]
+    ]
+    assert [value.replace("\xa0", " ").replace("−", "-") for value in facts].count(line) == 1

@@ -34,6 +34,7 @@ from storage.credits_repository import TableCreditsRepository
 from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 from storage.tables import TableStore
+from tests.support.usage_books import Row
 
 TENANT = "tenant-" + uuid.uuid4().hex[:8]
 CUSTOMER = "cus_sandbox_test"
@@ -43,15 +44,6 @@ NEW_CARD = PaymentMethod(MethodKind.NEW_CARD, save_card=True)
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Row:
-    usage_id: str
-    minor: int
-
-    def amount_minor(self) -> int:
-        return self.minor
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
@@ -39,19 +39,11 @@ from storage.keys import escape_key
 from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 from storage.tables import TableStore
+from tests.support.usage_books import Row, assert_charged_once, spend_by_day
 from tests.support.usage_files import export
 
 TENANT = "tenant-torn"
 CARD = PaymentMethod(MethodKind.CARD, card_id="card-1")
-
-
-@dataclass(frozen=True)
-class Row:
-    usage_id: str
-    minor: int
-
-    def amount_minor(self) -> int:
-        return self.minor
 
 
 class BetweenReads(TableCreditsRepository):
@@ -130,11 +122,13 @@ async def _books(repo: TableCreditsRepository):
     return account, lots, entries
 
 
-def _usage_per_row(entries) -> dict[str, int]:
-    charged: dict[str, int] = {}
+def _usage_by_import(entries) -> dict[str, tuple[int, int]]:
+    """(calls, minor units) charged by each import (its actor), from its "Calls" lines."""
+    charged: dict[str, tuple[int, int]] = {}
     for entry in entries:
         if entry.kind == EntryKind.USAGE:
-            charged[entry.reference] = charged.get(entry.reference, 0) - entry.amount_minor
+            calls, minor = charged.get(entry.actor, (0, 0))
+            charged[entry.actor] = (calls + entry.calls, minor - entry.amount_minor)
     return charged
 
 
@@ -155,14 +149,11 @@ async def test_a_competing_import_between_the_reads_is_a_torn_view_not_corruptio
     assert report.charged == 6 and report.debited_minor == 4_000 and report.uncovered == 2
     account, _, entries = await _books(world.other)
     assert account.balance_minor == 0
-    charged = _usage_per_row(entries)
-    assert charged == {
-        **{row.usage_id: 1_500 for row in other_rows},
-        **{row.usage_id: 1_000 for row in mine[:4]},
-    }
-    assert len([e for e in entries if e.kind == EntryKind.USAGE]) == len(charged)  # one lot each
-    every = [row.usage_id for row in other_rows + mine]
-    assert await world.other.existing_usage(TENANT, every) == set(every)  # each marked once
+    # The other import's 4 calls, then 4 of mine in full; my last two found the balance at zero.
+    assert _usage_by_import(entries) == {"b": (4, 6_000), "a": (4, 4_000)}
+    [spend] = (await spend_by_day(world.other, TENANT)).values()
+    assert (spend.calls, spend.amount_minor, spend.charged_minor) == (10, 12_000, 10_000)
+    await assert_charged_once(world.other, TENANT, [row.usage_id for row in other_rows + mine])
 
 
 async def test_a_purchase_and_an_import_between_the_reads_of_a_whole_import(world):
@@ -192,9 +183,12 @@ async def test_a_purchase_and_an_import_between_the_reads_of_a_whole_import(worl
     assert report.charged == 4 and report.debited_minor == 500 and report.uncovered == 2
     assert report.recharge == "succeeded"
     account, _, entries = await _books(world.other)
-    charged = _usage_per_row(entries)
-    assert charged == {"other": 14_500, mine[0]: 200, mine[1]: 200, mine[2]: 100}
-    assert await world.other.existing_usage(TENANT, mine) == set(mine)  # the last one: uncovered
+    # $2 + $2 + the last $1 of the balance; the fourth call found it at zero (still recorded).
+    assert _usage_by_import(entries) == {"b": (2, 14_500), "cli": (3, 500)}  # b drew two lots
+    spend = await spend_by_day(world.other, TENANT)
+    exported = spend[datetime(2026, 11, 1).date()]
+    assert (exported.calls, exported.amount_minor, exported.charged_minor) == (4, 800, 500)
+    await assert_charged_once(world.other, TENANT, [*mine, "other"])
     assert [e.amount_minor for e in entries if e.kind == EntryKind.RECHARGE] == [5_000]
     assert account.balance_minor == 5_000 and account.recharge.due_key == ""
 
@@ -234,3 +228,45 @@ async def test_expiry_on_a_torn_view_forfeits_what_is_expired_once(world):
     account, _, entries = await _books(world.other)
     assert account.balance_minor == 5_000
     assert [e.amount_minor for e in entries if e.kind == EntryKind.EXPIRY] == [-7_500]
+
+
+class PagesApart(TableCreditsRepository):
+    """An instance whose read of a day's buckets takes two pages, with another instance's
+    commit landing between them: the first page is from before it, the rest from after."""
+
+    meanwhile: Callable[[], Awaitable[object]] | None = None
+
+    async def usage_days(self, tenant_id, first, last):
+        other, self.meanwhile = self.meanwhile, None
+        if other is None:
+            return await super().usage_days(tenant_id, first, last)
+        early = await super().usage_days(tenant_id, first, last)
+        await other()
+        late = await super().usage_days(tenant_id, first, last)
+        return {
+            day: replace(usage, buckets=early[day].buckets[:1] + usage.buckets[1:])
+            if day in early
+            else usage
+            for day, usage in late.items()
+        }
+
+
+async def test_a_day_read_in_pages_around_a_commit_is_read_again(world):
+    """The first page holds the day's first bucket as it was; the other import then fills it
+    (adding b) and opens a second bucket, which the next page returns. Planned on that view,
+    b would look new and go into the second bucket, whose ETag is current: charged twice."""
+    await _fund(world, 10_000)
+    clock = lambda: datetime.now(UTC)  # noqa: E731 - a clock, as the services take it
+    other = UsageCharger(world.other, clock=clock, bucket_ids=2)
+    await other.charge(TENANT, [Row("a", 100)], source="b")
+    torn = PagesApart(world.store.table(world.store.names.credits))
+    torn.meanwhile = lambda: other.charge(TENANT, [Row("b", 100), Row("c", 100)], source="b")
+
+    report = await UsageCharger(torn, clock=clock, bucket_ids=2).charge(
+        TENANT, [Row("b", 100), Row("d", 100)], source="a"
+    )
+
+    assert (report.charged, report.already_charged) == (1, 1)
+    await assert_charged_once(world.other, TENANT, ["a", "b", "c", "d"])
+    account, _, _ = await _books(world.other)
+    assert account.balance_minor == 10_000 - 400

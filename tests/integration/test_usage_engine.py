@@ -30,23 +30,19 @@ from credits.money import Money
 from credits.orders import OrderService
 from credits.payments import ChargeRequest
 from credits.usage_charging import UsageCharger
+from credits.usage_days import ID_BYTES
 from storage.credits_repository import TableCreditsRepository
 from storage.sandbox_gateway import SandboxGateway
 from storage.sandbox_records import TableSandboxRecords
 from storage.tables import TableStore
+from tests.support.usage_books import Row, assert_charged_once, spend_by_day
 
 TENANT = "tenant-usage"
 SUCCESS = "4242424242424242"
 DECLINED = "4000000000000002"
 
 
-@dataclass(frozen=True)
-class Row:
-    usage_id: str
-    minor: int
-
-    def amount_minor(self) -> int:
-        return self.minor
+CALLED = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
 
 class Clock:
@@ -146,7 +142,14 @@ async def test_usage_is_charged_once_across_imports(instances, clock):
     assert (again.charged, again.already_charged, again.debited_minor) == (10, 150, 1_000)
     account, _, entries = await _books(one.repo)
     assert account.balance_minor == 100_000 - 16_000
-    assert sum(1 for e in entries if e.kind == EntryKind.USAGE) == 160
+    # One ledger line per import (one lot each), counting its calls; each call kept once.
+    lines = [(e.calls, e.amount_minor) for e in entries if e.kind == EntryKind.USAGE]
+    assert lines == [(150, -15_000), (10, -1_000)]
+    await assert_charged_once(
+        one.repo, TENANT, [r.usage_id for r in _rows(150) + _rows(10, prefix="new")]
+    )
+    [spend] = (await spend_by_day(one.repo, TENANT)).values()
+    assert (spend.day, spend.calls, spend.charged_minor) == (CALLED.date(), 160, 16_000)
 
 
 async def test_usage_draws_earliest_expiry_first_one_entry_per_lot(instances, clock):
@@ -193,6 +196,7 @@ async def test_two_instances_importing_overlapping_files(instances, clock):
     )
     assert a.charged + b.charged == 180
     assert a.debited_minor + b.debited_minor == 180 * 150
+    await assert_charged_once(one.repo, TENANT, [row.usage_id for row in file_a + file_b])
     account, _, _ = await _books(one.repo)
     assert account.balance_minor == 30_000 - 27_000
     assert account.recharge.due_key  # one crossing recorded
@@ -365,3 +369,37 @@ async def test_a_new_method_after_a_failure_is_tried_with_a_new_key(instances, c
     account, _, entries = await _books(one.repo)
     assert [e.amount_minor for e in entries if e.kind == EntryKind.RECHARGE] == [10_000]
     assert account.recharge.due_key == ""
+
+
+class OtherCommitsFirst(TableCreditsRepository):
+    """An instance whose next usage commit is preceded by another instance's commit."""
+
+    meanwhile = None
+
+    async def commit_usage(self, *args, **kwargs):
+        other, self.meanwhile = self.meanwhile, None
+        if other is not None:
+            await other()
+        return await super().commit_usage(*args, **kwargs)
+
+
+async def test_a_call_charged_by_another_import_during_a_conflict_is_not_charged_again(
+    instances, clock
+):
+    """Found by the property test: this import reads calls x and y ahead (both new then) and
+    commits them in two batches. Another import charges y before the first batch commits: the
+    first batch conflicts and reads the day again, which now holds y. The second batch must
+    drop y, though its own commit would find the day's ETags current."""
+    one, two = instances
+    await _fund(one, clock, 10_000)
+    torn = OtherCommitsFirst(one.store.table(one.store.names.credits))
+    torn.meanwhile = lambda: two.charger.charge(TENANT, [Row("y", 300)], source="b")
+    # One id per transaction, so that x and y go in two batches.
+    charger = UsageCharger(torn, clock=clock, max_bucket_bytes=ID_BYTES)
+
+    report = await charger.charge(TENANT, [Row("x", 100), Row("y", 300)], source="a")
+
+    assert (report.charged, report.already_charged, report.debited_minor) == (1, 1, 100)
+    await assert_charged_once(one.repo, TENANT, ["x", "y"])
+    account, _, _ = await _books(one.repo)
+    assert account.balance_minor == 10_000 - 400

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -27,19 +26,11 @@ from credits.usage_charging import UsageCharger
 from tests.fakes.connector import card_texts
 from tests.support import activities
 from tests.support.chat import EN, Chat, choices, open_urls, submit_data
+from tests.support.usage_books import Row
 
 TENANT = activities.TENANT
 PERSONAL = "a:personal-chat-1"
 WEBHOOK_SECRET = "whsec_test_payments_in_app_0123456789abcdef"
-
-
-@dataclass(frozen=True)
-class Row:
-    usage_id: str
-    minor: int
-
-    def amount_minor(self) -> int:
-        return self.minor
 
 
 def now() -> datetime:

@@ -27,7 +27,9 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
     """(template name, data) pairs covering each template's branches."""
     money = "$1,250.50"
     lots = [{"text": f"{money} of $2,000.00", "expires": "expires Nov 23, 2027"} for _ in range(10)]
-    recent = [{"date": "Nov 23, 2026", "kind": "Purchase", "amount": "+$500.00"} for _ in range(5)]
+    recent = [{"date": "Nov 23, 2026", "kind": "Purchase", "amount": "+$500.00"} for _ in range(4)]
+    calls = t.ngettext("entry.calls", 1284, count="1,284", period="Nov 1 – 3")
+    recent.append({"date": "Nov 23, 2026", "kind": calls, "amount": "-$985.66"})
     errors = {
         "amount": t.ngettext("error.amount.too_many_decimals", 2, decimals=2),
         "method": t("error.method.unknown"),
