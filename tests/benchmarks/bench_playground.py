@@ -35,8 +35,6 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # What an admin types in a long session; each command answers with exactly one message.
 COMMANDS = ("status", "add funds", "help", "alerts", "usage", "auto-recharge", "alert history")
 REPLY_TIMEOUT_MS = 60_000
-# The compose box (a rich-text editor); the forms' inputs are text boxes too.
-COMPOSE_BOX = 'div[role="textbox"][contenteditable="true"]'
 
 
 def one_chat(driver, azurite: Azurite, messages: int, logs: Path) -> list[float]:
@@ -100,7 +98,7 @@ def one_chat(driver, azurite: Azurite, messages: int, logs: Path) -> list[float]
 
 def _turn(page, chat: Chat, text: str) -> float:
     before = chat.count()
-    page.locator(COMPOSE_BOX).click()
+    page.locator(Chat.COMPOSE_BOX).click()
     page.keyboard.type(text)
     send = page.get_by_role("button", name="Send Message", exact=True)
     started = time.perf_counter()

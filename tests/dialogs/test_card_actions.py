@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.dialogs.test_add_funds_flow import page_path, pay_on_page
 from tests.fakes.connector import card_texts
 from tests.support import activities
 from tests.support.chat import (
@@ -123,6 +124,29 @@ async def test_a_purchase_order_number_with_a_card_is_refused_at_its_field(clien
         assert input_values(again)["amount"] == "500"
         form = again
     assert len(posts(connector)) == 1
+
+
+async def test_a_new_card_the_form_becomes_the_page_s_card_and_is_told_in_place(client, connector):
+    """The form turns into the confirmation whose button opens the hosted page; when the page
+    is paid, that same message says so (for everyone) and the receipt is posted under it."""
+    chat = Chat(client, connector)
+    form = await opened(chat, "add funds")
+    confirm = answered_card(
+        await chat.press(
+            form, EN("add_funds.review"), amount="300", method="new_card", card_id="activity-4"
+        )
+    )
+    assert EN("confirm.checkout_note") in card_texts(confirm)
+    assert len(posts(connector)) == 1
+
+    paid = await pay_on_page(client, page_path(confirm))
+
+    assert paid.status == 303
+    update, receipt = connector.posted[-2:]
+    assert (update.method, update.path.rsplit("/", 1)[-1]) == ("PUT", "activity-4")
+    assert EN("confirm.paid_title") in card_texts(update.activity["attachments"][0]["content"])
+    assert receipt.method == "POST"
+    assert EN("receipt.title") in card_texts(receipt.activity["attachments"][0]["content"])
 
 
 async def test_a_stale_form_answers_beside_itself_and_changes_nothing(client, connector):
@@ -318,6 +342,29 @@ async def test_someone_who_is_not_an_admin_is_refused_beside_the_card(client, co
 
     assert (answer["type"], answer["value"]) == (MESSAGE, EN("access.refused"))
     assert len(posts(connector)) == 1 and updates(connector) == []
+
+
+async def test_a_press_whose_turn_fails_is_answered_with_the_apology(
+    client, connector, monkeypatch
+):
+    """The turn fails (the account cannot be read): the press is answered beside the card,
+    in the admin's language, and nothing is posted."""
+    from credits.accounts import AccountService
+
+    chat = Chat(client, connector, locale="fr-FR")
+    await chat.say("status")
+    status = chat.last_card()
+
+    async def unreadable(*_args, **_kwargs):
+        raise RuntimeError("the account cannot be read")
+
+    monkeypatch.setattr(AccountService, "status", unreadable)
+    answer = await chat.execute(status["refresh"]["action"]["data"], verb="refresh")
+
+    fr = L10N.translator("fr-FR")
+    assert (answer["statusCode"], answer["type"]) == (200, MESSAGE)
+    assert answer["value"] == fr("error.generic")
+    assert len(posts(connector)) == 1
 
 
 @pytest.mark.parametrize(
