@@ -139,9 +139,8 @@ class CreditsBot(TeamsActivityHandler):
         # flows read it as the message of the Action.Submit fallback, which is what they (and
         # botbuilder's waterfall dialogs, which go on only on messages) know. The adapter reads
         # the type again to answer the invoke, so it is put back.
-        activity.type, activity.value, activity.text = ActivityTypes.message, data, None
-        if not isinstance(data, dict):
-            activity.value = {}
+        activity.type, activity.text = ActivityTypes.message, None
+        activity.value = data if isinstance(data, dict) else {}
         try:
             if press.verb == Verb.REFRESH:
                 await self._main_dialog.on_refresh(turn_context)
