@@ -43,6 +43,7 @@ chaos: deps
 ## make bench: figures for the notes (not tests), printed by tests/benchmarks/.
 bench: deps
 	$(PY) -m tests.benchmarks.bench_help
+	$(PY) -m tests.benchmarks.bench_form_messages
 	$(PY) -m tests.benchmarks.bench_command_parser
 	$(PY) -m tests.benchmarks.bench_place_order
 	$(PY) -m tests.benchmarks.bench_webhook

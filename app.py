@@ -74,7 +74,7 @@ from dialogs.language import LanguageDialog, LanguagePreference
 from dialogs.licences import LicencesDialog
 from dialogs.main_dialog import MainDialog
 from dialogs.payment_method import UpdatePaymentMethod
-from dialogs.status import StatusReply
+from dialogs.status import RefreshAudience, StatusReply
 from dialogs.turn import tenant_id_of
 from dialogs.usage import UsageChat
 from graph.adapters import GraphAdapters
@@ -453,6 +453,8 @@ def _main_dialog(
         cards,
         minimum=lambda currency: _minimum(settings, currency),
         maximum=lambda currency: _maximum(settings, currency),
+        advisor=shared.advisor,
+        clock=_utcnow,
     )
     usage = UsageChat(
         _import_file(credits),
@@ -469,6 +471,12 @@ def _main_dialog(
         cards,
         maximum=lambda currency: _maximum(settings, currency),
     )
+    status = StatusReply(
+        credits.accounts,
+        cards,
+        shared.advisor,
+        RefreshAudience(stores.conversations, shared.admins.is_admin),
+    )
     return MainDialog(
         conversation_state.create_property("DialogState"),
         CommandParser.from_localizer(shared.localizer),
@@ -481,7 +489,7 @@ def _main_dialog(
             Command.ALERTS: alert_settings,
         },
         replies={
-            Command.STATUS: StatusReply(credits.accounts, cards, shared.advisor),
+            Command.STATUS: status,
             Command.USAGE: usage,
             Command.ALERTS_HERE: AlertsHere(stores.conversations, roster),
             Command.STOP_ALERTS_HERE: AlertsHere(stores.conversations, roster),
@@ -497,6 +505,7 @@ def _main_dialog(
         },
         authorize=_admins_only(shared.admins),
         on_file=usage.on_file,
+        refreshers={"status": status},
     )
 
 

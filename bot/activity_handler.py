@@ -6,16 +6,18 @@ import logging
 
 from botbuilder.core import (
     ConversationState,
+    InvokeResponse,
     MessageFactory,
     TurnContext,
     UserState,
 )
 from botbuilder.core.teams import TeamsActivityHandler
-from botbuilder.schema import ChannelAccount
+from botbuilder.schema import ActivityTypes, AdaptiveCardInvokeResponse, ChannelAccount
 from botbuilder.schema.teams import ChannelInfo, TeamInfo
 
 from cards import CardRenderer
 from credits.conversations import Conversations
+from dialogs.card_actions import Verb, answer_of, begin_press, error_answer
 from dialogs.channels import TeamRoster, place_of, reference_of
 from dialogs.language import LanguagePreference
 from dialogs.main_dialog import MainDialog
@@ -29,6 +31,10 @@ MAX_TEXT_CHARS = 2000
 REFERENCE_FINGERPRINT = "ReferenceFingerprint"
 # Conversation updates that rename what the bot shows by name (TeamsActivityHandler's hooks).
 RENAMES = frozenset({"channelRenamed", "teamRenamed"})
+# The invoke Teams sends for a press on an Action.Execute (Universal Actions).
+CARD_ACTION = "adaptiveCard/action"
+# Bounds what of a press's verb is read (the bot's verbs are single words).
+MAX_VERB_CHARS = 40
 
 
 class CreditsBot(TeamsActivityHandler):
@@ -94,6 +100,58 @@ class CreditsBot(TeamsActivityHandler):
         await self._main_dialog.on_message(turn_context)
         # Once more: the turn may have changed the language, which alerts must follow.
         await self._refresh_reference(turn_context, tenant_id)
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
+        if turn_context.activity.name != CARD_ACTION:
+            return await super().on_invoke_activity(turn_context)
+        # Read here rather than by botbuilder's `on_adaptive_card_invoke`, whose parsing fails
+        # the turn on an `action` that is not an object.
+        value = turn_context.activity.value
+        action = value.get("action") if isinstance(value, dict) else None
+        if not isinstance(action, dict) or action.get("type") != "Action.Execute":
+            logger.warning("card action invoke without an Action.Execute")
+            return _invoke_response(error_answer("not an Action.Execute"))
+        verb = action.get("verb")
+        return _invoke_response(
+            await self._on_card_action(
+                turn_context,
+                verb[:MAX_VERB_CHARS] if isinstance(verb, str) else "",
+                action.get("data"),
+            )
+        )
+
+    async def _on_card_action(self, turn_context: TurnContext, verb: str, data: object):
+        """A press on one of the bot's cards (or its refresh): run as the message its
+        Action.Submit fallback would have sent (the same data), and answer with what the turn
+        showed (dialogs/card_actions.py)."""
+        activity = turn_context.activity
+        t = translator_of(turn_context)
+        press = begin_press(
+            turn_context, verb, lambda text: self._cards.attachment("text", t, text=text)
+        )
+        tenant_id = tenant_id_of(activity)
+        if tenant_id is None:
+            logger.warning("card action without a tenant id, activity %s", activity.id)
+            press.note = t("error.no_tenant")
+            return answer_of(press, "")
+        await self._refresh_reference(turn_context, tenant_id)
+        # Teams puts the action's data, with the card's inputs, under value.action.data: the
+        # flows read it as the message of the Action.Submit fallback, which is what they (and
+        # botbuilder's waterfall dialogs, which go on only on messages) know. The adapter reads
+        # the type again to answer the invoke, so it is put back.
+        activity.type, activity.text = ActivityTypes.message, None
+        activity.value = data if isinstance(data, dict) else {}
+        try:
+            if press.verb == Verb.REFRESH:
+                await self._main_dialog.on_refresh(turn_context)
+            else:
+                await self._main_dialog.on_message(turn_context)
+                # The turn may have changed the language, which alerts must follow.
+                await self._refresh_reference(turn_context, tenant_id)
+        finally:
+            activity.type = ActivityTypes.invoke
+        # The answer speaks the language the turn ended in (a language chosen on the card).
+        return answer_of(press, translator_of(turn_context)("card.opened_below"))
 
     async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
         # Handled here rather than in on_teams_members_added, which looks every added user up
@@ -207,6 +265,13 @@ class CreditsBot(TeamsActivityHandler):
             channel_name=place.channel_name,
         )
         await self._fingerprint.set(turn_context, fingerprint)
+
+
+def _invoke_response(answer: AdaptiveCardInvokeResponse) -> InvokeResponse:
+    """The HTTP answer to an invoke: 200, with the Universal Actions answer as its body (the
+    adapter serialises the model; botbuilder's `_create_invoke_response` would serialise it
+    twice)."""
+    return InvokeResponse(status=200, body=answer)
 
 
 def without_bot_mention(activity) -> str:

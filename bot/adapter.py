@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 
-from botbuilder.core import ConversationState, TurnContext
+from botbuilder.core import ConversationState, InvokeResponse, TurnContext
 from botbuilder.integration.aiohttp import (
     CloudAdapter,
     ConfigurationBotFrameworkAuthentication,
 )
+from botbuilder.schema import Activity, ActivityTypes
 
 from bot.channel_auth import TeamsAuthentication
 from bot.settings import Settings
 from bot.signing_keys import SigningKeys
+from dialogs.card_actions import MESSAGE, TextAnswer
 from dialogs.turn import TRANSLATOR_KEY, tenant_id_of
 from locales import Localizer
 
@@ -67,11 +69,22 @@ class AdapterWithErrorHandler(CloudAdapter):
         translator = turn_context.turn_state.get(TRANSLATOR_KEY) or self._localizer.translator(
             activity.locale
         )
-        if activity.type == "message":
+        if activity.type == ActivityTypes.message:
             try:
                 await turn_context.send_activity(translator.gettext("error.generic"))
             except Exception:  # noqa: BLE001 - any send failure is logged and recovery goes on
                 logger.exception("could not tell the user about the failure")
+        elif activity.type == ActivityTypes.invoke and activity.name == "adaptiveCard/action":
+            # A card press: the apology answers the press, beside the card (nothing posted).
+            answer = TextAnswer(
+                status_code=200, type=MESSAGE, value=translator.gettext("error.generic")
+            )
+            await turn_context.send_activity(
+                Activity(
+                    type=ActivityTypes.invoke_response,
+                    value=InvokeResponse(status=200, body=answer),
+                )
+            )
         try:
             await self._conversation_state.delete(turn_context)
         except Exception:  # noqa: BLE001 - a storage outage must not mask the original error

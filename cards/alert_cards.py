@@ -1,7 +1,9 @@
 """The alert card of each event kind, in the recipient's language.
 
 The card's buttons carry the same `{"command": ...}` data as the menu, so pressing one starts
-the same dialog as choosing it from the menu.
+the same dialog as choosing it from the menu; the alert stays as it was sent, and the flow opens
+below it. "Turn on auto-recharge" also asks the form to start switched on (`turn_on`), filled in
+with what the tenant's usage recommends.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class AlertCards:
             "lines": body.lines,
             "facts": body.facts,
             "when": t.datetime(delivery.event_at),
-            "actions": [{"command": c, "title": title} for c, title in body.actions],
+            "actions": [{"data": data, "title": title} for data, title in body.actions],
         }
 
 
@@ -75,13 +77,16 @@ class _Body:
         self.currency = str(data.get("currency") or "USD")
         self.lines: list[str] = []
         self.facts: list[dict[str, str]] = []
-        self.actions: list[tuple[str, str]] = []
+        self.actions: list[tuple[dict[str, str], str]] = []
 
     def money(self, key: str) -> str:
         return self.t.minor_money(int(self.data.get(key) or 0), self.currency)
 
     def fact(self, title: str, value: str) -> None:
         self.facts.append({"title": title, "value": value})
+
+    def button(self, command: str, title: str, **extra: str) -> None:
+        self.actions.append(({"command": command, **extra}, title))
 
 
 def _balance_low(body: _Body) -> None:
@@ -96,14 +101,14 @@ def _balance_low(body: _Body) -> None:
     if isinstance(data.get("runway_days"), int):
         days = data["runway_days"]
         body.fact(t("status.runway"), t.ngettext("usage.runway_days", days, days=t.number(days)))
-    body.actions.append(("add_funds", t("menu.add_funds")))
+    body.button("add_funds", t("menu.add_funds"))
     if not data.get("auto_recharge"):
-        body.actions.append(("auto_recharge", t("alert.action.turn_on_auto_recharge")))
+        body.button("auto_recharge", t("alert.action.turn_on_auto_recharge"), turn_on="true")
 
 
 def _balance_zero(body: _Body) -> None:
     body.lines.append(body.t("alert.balance_zero.text"))
-    body.actions.append(("add_funds", body.t("menu.add_funds")))
+    body.button("add_funds", body.t("menu.add_funds"))
 
 
 def _recharge_succeeded(body: _Body) -> None:
@@ -113,7 +118,7 @@ def _recharge_succeeded(body: _Body) -> None:
     method = _method(t, body.data)
     if method:
         body.fact(t("alert.fact.method"), method)
-    body.actions.append(("status", t("menu.status")))
+    body.button("status", t("menu.status"))
 
 
 def _recharge_failed(body: _Body) -> None:
@@ -131,15 +136,15 @@ def _recharge_failed(body: _Body) -> None:
     if next_at is not None:
         body.fact(t("alert.fact.next_attempt"), t.datetime(next_at))
     # Opens the card processor's hosted page to save another card (dialogs/payment_method.py).
-    body.actions.append(("update_payment_method", t("alert.action.update_method")))
-    body.actions.append(("add_funds", t("menu.add_funds")))
+    body.button("update_payment_method", t("alert.action.update_method"))
+    body.button("add_funds", t("menu.add_funds"))
 
 
 def _auto_recharge_disabled(body: _Body) -> None:
     t = body.t
     body.lines.append(t("alert.auto_recharge_disabled.text"))
     body.lines.append(_reason(t, str(body.data.get("reason") or "")))
-    body.actions.append(("auto_recharge", t("alert.action.auto_recharge_settings")))
+    body.button("auto_recharge", t("alert.action.auto_recharge_settings"))
 
 
 def _funds_expiring(body: _Body) -> None:
@@ -152,7 +157,7 @@ def _funds_expiring(body: _Body) -> None:
             date=t.date(expires) if expires else "",
         )
     )
-    body.actions.append(("status", t("menu.status")))
+    body.button("status", t("menu.status"))
 
 
 def _funds_expired(body: _Body) -> None:
@@ -165,7 +170,7 @@ def _funds_expired(body: _Body) -> None:
             date=t.date(expired) if expired else "",
         )
     )
-    body.actions.append(("status", t("menu.status")))
+    body.button("status", t("menu.status"))
 
 
 def _payment_reversed(body: _Body) -> None:
@@ -183,7 +188,7 @@ def _payment_reversed(body: _Body) -> None:
         body.lines.append(t("alert.payment_reversed.owed", owed=body.money("owed_minor")))
         body.fact(t("alert.fact.owed"), body.money("owed_total_minor"))
     body.fact(t("alert.fact.balance"), body.money("balance_minor"))
-    body.actions.append(("status", t("menu.status")))
+    body.button("status", t("menu.status"))
 
 
 _WRITERS = {

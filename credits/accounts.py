@@ -161,12 +161,23 @@ class AccountService:
 
 def _synced(account: Account, held: list[CardOnFile]) -> Account:
     fresh = {card.id: card for card in (saved_card(c) for c in held)}
-    cards = [fresh.get(c.id, c) for c in account.cards if not c.saved or c.id in fresh]
+    cards = [_refreshed(c, fresh.get(c.id)) for c in account.cards if not c.saved or c.id in fresh]
     cards += [card for card_id, card in fresh.items() if account.card(card_id) is None]
     default = account.default_method_id
     if default.startswith("card-") and not any(c.id == default and c.saved for c in cards):
         default = next((c.id for c in cards if c.saved), "")
     return replace(account, cards=tuple(cards), default_method_id=default)
+
+
+def _refreshed(kept: SavedCard, fresh: SavedCard | None) -> SavedCard:
+    """A kept card as the processor holds it now, still marked failing if it was, unless the
+    processor has a new expiry for it (its bank sent the renewed card's)."""
+    if fresh is None:
+        return kept
+    renewed = (fresh.expiry_year, fresh.expiry_month) != (kept.expiry_year, kept.expiry_month)
+    if renewed:
+        return fresh
+    return replace(fresh, failure=kept.failure, failed_on=kept.failed_on)
 
 
 async def ensure_customer(

@@ -3,7 +3,8 @@
 Pure rules first (no I/O): amounts are parsed in the admin's locale like a purchase; "recharge
 with" is a purchase, so it lies between the purchase minimum and maximum; the trigger may be 0
 (nothing stops an admin from choosing it, but it is warned about) and at most the maximum. The
-payment method must be one of the account's own saved cards or agreement numbers.
+payment method must be one of the account's own agreement numbers or saved cards that have not
+expired (`SavedCard.offered`).
 
 Problems and warnings are codes, not text: the dialog turns them into messages.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from datetime import date
 
 from credits.model import Account, AutoRecharge, RechargeState
 from credits.money import AmountProblem, InvalidAmount, Money, parse_amount
@@ -50,11 +52,12 @@ class Limits:
 # --- payment methods ------------------------------------------------------------------------
 
 
-def method_id_of(account: Account, choice: str) -> str | None:
-    """The stored method id for a form choice, or None when it is not this account's."""
+def method_id_of(account: Account, choice: str, today: date) -> str | None:
+    """The stored method id for a form choice, or None when it is not this account's (or is
+    a card that has expired)."""
     if choice.startswith(CARD_CHOICE):
-        card = account.card(choice[len(CARD_CHOICE) :])
-        return card.id if card is not None and card.saved else None
+        card = account.offered_card(choice[len(CARD_CHOICE) :], today)
+        return card.id if card is not None else None
     if choice.startswith(AGREEMENT) and choice[len(AGREEMENT) :] in account.agreements:
         return choice
     return None
@@ -68,8 +71,9 @@ def choice_of(account: Account, method_id: str) -> str:
     return f"{CARD_CHOICE}{card.id}" if card is not None and card.saved else ""
 
 
-def method_available(account: Account, method_id: str) -> bool:
-    return bool(method_id) and bool(choice_of(account, method_id))
+def method_available(account: Account, method_id: str, today: date) -> bool:
+    choice = choice_of(account, method_id)
+    return bool(method_id) and method_id_of(account, choice, today) is not None
 
 
 # --- checking -------------------------------------------------------------------------------
@@ -84,6 +88,7 @@ def check(
     method: str,
     locale: str,
     limits: Limits,
+    today: date,
 ) -> tuple[dict[str, str], AutoRecharge | None]:
     """Problems by field (codes such as `amount.below_minimum`), and the settings when none.
 
@@ -113,7 +118,7 @@ def check(
             problems[TRIGGER] = f"amount.{invalid.problem.value}"
     if threshold is not None and threshold > limits.maximum:
         problems[TRIGGER] = "trigger.above_maximum"
-    method_id = method_id_of(account, method)
+    method_id = method_id_of(account, method, today)
     if method_id is None:
         if method:
             logger.warning("unknown payment method in auto-recharge for %s", account.tenant_id)
@@ -160,7 +165,9 @@ def apply(account: Account, settings: AutoRecharge) -> Account:
     return replace(account, auto_recharge=settings, recharge=recharge)
 
 
-async def save(repository: CreditsRepository, tenant_id: str, settings: AutoRecharge) -> Account:
+async def save(
+    repository: CreditsRepository, tenant_id: str, settings: AutoRecharge, today: date
+) -> Account:
     """Save the settings on a fresh read of the account, retrying when it changed meanwhile.
 
     Saving the same settings again (a double press) writes nothing and changes nothing.
@@ -171,7 +178,7 @@ async def save(repository: CreditsRepository, tenant_id: str, settings: AutoRech
         if current is None:
             raise LookupError(f"no account for tenant {tenant_id}")
         account = current.value
-        if settings.enabled and not method_available(account, settings.method_id):
+        if settings.enabled and not method_available(account, settings.method_id, today):
             raise MethodUnavailable(settings.method_id)
         updated = apply(account, settings)
         if updated == account:

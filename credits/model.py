@@ -6,8 +6,10 @@ Amounts are integer minor units of the account's currency throughout.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
+
+from credits.payments import DeclineReason
 
 
 class EntryKind(StrEnum):
@@ -51,6 +53,20 @@ class SavedCard:
     saved: bool = True
     """False for a card used once on the hosted page: kept so its receipt can name it, never
     offered again."""
+    failure: str = ""
+    """Why the last off-session payment with it failed (a `DeclineReason` value such as
+    `declined`), until a payment with it succeeds: the forms show it as failing."""
+    failed_on: str = ""
+    """The day (ISO 8601) of that failure."""
+
+    def expired(self, today: date) -> bool:
+        """Past the last day of its expiry month, or refused by its bank as expired."""
+        past = (self.expiry_year, self.expiry_month) < (today.year, today.month)
+        return past or self.failure == DeclineReason.EXPIRED_CARD.value
+
+    def offered(self, today: date) -> bool:
+        """Whether the forms offer it: a saved card that has not expired."""
+        return self.saved and not self.expired(today)
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,11 @@ class Account:
 
     def card(self, card_id: str) -> SavedCard | None:
         return next((c for c in self.cards if c.id == card_id), None)
+
+    def offered_card(self, card_id: str, today: date) -> SavedCard | None:
+        """A card the forms may offer and accept: saved, and not expired."""
+        card = self.card(card_id)
+        return card if card is not None and card.offered(today) else None
 
     def with_balance(self, balance_minor: int, ledger_seq: int) -> Account:
         return replace(self, balance_minor=balance_minor, ledger_seq=ledger_seq)

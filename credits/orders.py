@@ -38,6 +38,7 @@ from credits.model import (
     OrderStatus,
     OutboxEvent,
     PaymentMethod,
+    SavedCard,
 )
 from credits.money import Money
 from credits.payments import (
@@ -65,6 +66,17 @@ MAX_BOOKING_ATTEMPTS = 60
 # An order's hosted page stays open this long (Stripe allows 30 minutes to 24 hours); a page
 # left open is an order that stays pending, so it is kept short.
 CHECKOUT_LIFETIME = timedelta(hours=1)
+# Declines that say the card itself is failing (not the processor, nor a bank that only wants
+# its cardholder): the card is shown as failing until a payment with it succeeds.
+CARD_FAULTS = frozenset(
+    {
+        DeclineReason.EXPIRED_CARD,
+        DeclineReason.DECLINED,
+        DeclineReason.INSUFFICIENT_FUNDS,
+        DeclineReason.INVALID_CARD,
+    }
+)
+SAVE_ATTEMPTS = 10
 # Stripe forgets idempotency keys after 24 hours: a charge replayed later could be a second
 # charge. Older pending orders are looked up at the processor instead of replayed.
 REPLAY_WINDOW = timedelta(hours=23)
@@ -417,7 +429,30 @@ class OrderService:
                     # Only its hosted page changed meanwhile: fail it as read now.
                     return await self._fail(current, reason, reference)
                 return OrderOutcome(current.value, replayed=True)
+        if failed.method.kind == MethodKind.CARD and reason in CARD_FAULTS:
+            await self._card_failed(failed, reason)
         return OrderOutcome(failed)
+
+    async def _card_failed(self, order: Order, reason: DeclineReason) -> None:
+        """Show the saved card as failing (an expired one is no longer offered). What a form
+        shows, not money: written after the order, on its own; a crash in between only loses
+        the mark, which the card's next failure sets again."""
+        day = self._clock().date().isoformat()
+        for _attempt in range(SAVE_ATTEMPTS):
+            current = await self._repo.get_account(order.tenant_id)
+            card = current.value.card(order.method.card_id) if current is not None else None
+            if current is None or card is None:
+                return
+            if (card.failure, card.failed_on) == (reason.value, day):
+                return
+            marked = replace(card, failure=reason.value, failed_on=day)
+            try:
+                await self._repo.save_account(current, _with_card_replaced(current.value, marked))
+            except ConcurrencyConflict:
+                continue
+            logger.info("card %s of tenant %s failed: %s", card.id, order.tenant_id, reason.value)
+            return
+        logger.warning("card %s of tenant %s not marked as failing", card.id, order.tenant_id)
 
     async def _book(
         self,
@@ -460,6 +495,11 @@ class OrderService:
                 used = saved_card(card, saved=method.save_card)
                 method = replace(method, card_id=used.id)
                 change = replace(change, account=with_card(change.account, used))
+            paid_with = change.account.card(method.card_id) if method.card_id else None
+            if paid_with is not None and paid_with.failure:
+                # A payment with it went through: the card is not failing any more.
+                working = replace(paid_with, failure="", failed_on="")
+                change = replace(change, account=_with_card_replaced(change.account, working))
             booked = replace(
                 current_order.value,
                 status=OrderStatus.SUCCEEDED,
@@ -481,6 +521,10 @@ class OrderService:
         # Still pending: the recovery job will book it, through the same path.
         logger.error("order %s could not be booked after %d attempts", key, MAX_BOOKING_ATTEMPTS)
         return OrderOutcome(order.value, replayed=replayed)
+
+
+def _with_card_replaced(account: Account, card: SavedCard) -> Account:
+    return replace(account, cards=tuple(card if c.id == card.id else c for c in account.cards))
 
 
 def _as_asked(method: PaymentMethod) -> PaymentMethod:

@@ -43,6 +43,8 @@ class Recommendation:
     initial_minor: int
     series: list[tuple[date, int]]
     """Daily spend, oldest first, every day of the window (zeros included)."""
+    lead_days: int = 0
+    """Days of a busy day's spend the trigger covers."""
 
 
 def recommend(
@@ -79,6 +81,7 @@ def recommend(
         recharge_minor=recharge,
         initial_minor=_round_up(trigger + recharge, step_minor),
         series=series,
+        lead_days=lead_days,
     )
 
 

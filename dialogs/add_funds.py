@@ -17,10 +17,10 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.core import TurnContext
 from botbuilder.dialogs import (
     ComponentDialog,
     Dialog,
@@ -34,11 +34,12 @@ from cards import CardRenderer
 from credits.accounts import AccountService
 from credits.conversations import CheckoutCard, CheckoutCards
 from credits.ledger import expiry_of
-from credits.model import Account, MethodKind, Order, OrderStatus, PaymentMethod
+from credits.model import Account, MethodKind, Order, OrderStatus, PaymentMethod, SavedCard
 from credits.money import InvalidAmount, Money, currency_exponent, parse_amount
 from credits.orders import OrderOutcome, OrderRejected, OrderService
 from credits.repository import CreditsRepository
-from dialogs.forms import actor_of, amount_error, is_submit, replace_card, text_of, wait_again
+from dialogs.card_actions import note, say, show
+from dialogs.forms import actor_of, amount_error, is_submit, text_of, wait_again
 from dialogs.turn import tenant_id_of, translator_of
 from locales import Translator
 
@@ -100,7 +101,7 @@ class AddFundsDialog(ComponentDialog):
         if argument and not options.get("errors"):
             # "add funds 500": straight to the confirmation when the amount is valid and a
             # default method is saved; otherwise the form, with the amount filled in.
-            values = {"amount": argument, "method": _default_method(account)}
+            values = {"amount": argument, "method": _default_method(account, self._today())}
             if values["method"]:
                 errors, order = await self._check(step.context, account, values)
                 if not errors:
@@ -165,13 +166,13 @@ class AddFundsDialog(ComponentDialog):
             )
         except OrderRejected as rejected:
             logger.warning("order refused for tenant %s: %s", tenant_id, rejected.reason)
-            await turn_context.send_activity(t("add_funds.expired_form"))
+            await say(turn_context, t("add_funds.expired_form"))
             return
         if outcome.checkout is not None:
             await self._show_checkout(turn_context, t, outcome, new=method.kind.value == NEW_CARD)
             return
         if method.kind == MethodKind.NEW_CARD and outcome.status == OrderStatus.PENDING:
-            await turn_context.send_activity(t("add_funds.page_unavailable"))
+            await say(turn_context, t("add_funds.page_unavailable"))
             return
         await self._show_outcome(turn_context, t, outcome.account, outcome)
 
@@ -186,7 +187,7 @@ class AddFundsDialog(ComponentDialog):
         issued = isinstance(nonce, str) and _NONCE.fullmatch(nonce) is not None
         existing = await self._repo.get_order(tenant_id, nonce) if issued else None
         if existing is None:
-            await turn_context.send_activity(t("add_funds.expired_form"))
+            await say(turn_context, t("add_funds.expired_form"))
             return
         account = await self._accounts.get_or_create(tenant_id)
         await self._show_outcome(
@@ -210,11 +211,8 @@ class AddFundsDialog(ComponentDialog):
             checkout_url=outcome.checkout.url,
             note=t("confirm.checkout_note" if new else "confirm.authenticate_note"),
         )
-        if new:
-            sent = await turn_context.send_activity(MessageFactory.attachment(card))
-            activity_id = (sent.id or "") if sent is not None else ""
-        else:  # the saved card's confirmation becomes the page's
-            activity_id = await replace_card(turn_context, card)
+        # The form (a new card) or the saved card's confirmation becomes the page's.
+        activity_id = await show(turn_context, card, final=not new)
         await self._checkout_cards.remember(
             CheckoutCard(
                 tenant_id=tenant_id,
@@ -243,7 +241,7 @@ class AddFundsDialog(ComponentDialog):
             card = failed_attachment(self._cards, t, order)
         else:
             card = self._cards.attachment("add_funds_pending", t, order_id=order_id(order))
-        await replace_card(turn_context, card)
+        await show(turn_context, card, final=True)
 
     # --- validation -------------------------------------------------------------------------
 
@@ -272,16 +270,23 @@ class AddFundsDialog(ComponentDialog):
                 decimals=currency_exponent(currency),
             )
         method = text_of(value.get("method"))
+        po = text_of(value.get("po"))
         order: dict[str, Any] = {}
+        if method == NEW_CARD or method.startswith("card:"):
+            # A purchase-order number goes on an Enterprise Agreement's invoice; a card payment
+            # has none to carry it, so it is refused rather than silently dropped.
+            if po:
+                errors["po"] = t("error.po_with_card")
         if method == NEW_CARD:
             order.update(
                 method_kind=MethodKind.NEW_CARD.value,
                 save_card=text_of(value.get("save_card")) == "true",
             )
-        elif method.startswith("card:") and (card := account.card(method[5:])) and card.saved:
+        elif method.startswith("card:") and (
+            card := account.offered_card(method[5:], self._today())
+        ):
             order.update(method_kind=MethodKind.CARD.value, card_id=card.id)
         elif method.startswith("agreement:") and method[10:] in account.agreements:
-            po = text_of(value.get("po"))
             if len(po) > 64 or not po.isprintable():
                 errors["po"] = t("error.po")
             order.update(
@@ -313,38 +318,35 @@ class AddFundsDialog(ComponentDialog):
         errors: dict[str, str],
     ) -> None:
         currency = account.currency
-        methods = [
-            {"value": f"card:{c.id}", "title": card_label(t, c)} for c in account.cards if c.saved
-        ]
+        today = self._today()
+        methods = card_choices(t, account, today)
         methods += [
             {"value": f"agreement:{n}", "title": t("add_funds.method_agreement", number=n)}
             for n in account.agreements
         ]
         methods.append({"value": NEW_CARD, "title": t("add_funds.method_new_card")})
-        await turn_context.send_activity(
-            MessageFactory.attachment(
-                self._cards.attachment(
-                    "add_funds",
-                    t,
-                    nonce=nonce,
-                    currency=currency,
-                    limits=t(
-                        "add_funds.limits",
-                        minimum=t.minor_money(self._minimum(currency).minor, currency),
-                        maximum=t.minor_money(self._maximum(currency).minor, currency),
-                    ),
-                    methods=methods,
-                    values={
-                        "amount": text_of(values.get("amount")),
-                        "method": text_of(values.get("method")) or _default_method(account),
-                        "po": text_of(values.get("po")),
-                        "save_card": "false"
-                        if text_of(values.get("save_card")) == "false"
-                        else "true",
-                    },
-                    errors=errors,
-                )
-            )
+        await show(
+            turn_context,
+            self._cards.attachment(
+                "add_funds",
+                t,
+                nonce=nonce,
+                currency=currency,
+                limits=t(
+                    "add_funds.limits",
+                    minimum=t.minor_money(self._minimum(currency).minor, currency),
+                    maximum=t.minor_money(self._maximum(currency).minor, currency),
+                ),
+                methods=methods,
+                expired=expired_notes(t, account, today),
+                values={
+                    "amount": text_of(values.get("amount")),
+                    "method": text_of(values.get("method")) or _default_method(account, today),
+                    "po": text_of(values.get("po")),
+                    "save_card": "false" if text_of(values.get("save_card")) == "false" else "true",
+                },
+                errors=errors,
+            ),
         )
 
     async def _send_confirmation(
@@ -352,29 +354,31 @@ class AddFundsDialog(ComponentDialog):
     ) -> None:
         t = translator_of(turn_context)
         new_balance = account.balance_minor + order["amount_minor"]
-        await turn_context.send_activity(
-            MessageFactory.attachment(
-                self._cards.attachment(
-                    "add_funds_confirm",
-                    t,
-                    nonce=nonce,
-                    amount=t.minor_money(order["amount_minor"], account.currency),
-                    method=method_label(t, account, _method_from(order)),
-                    balance_now=t.minor_money(account.balance_minor, account.currency),
-                    balance_after=t.minor_money(new_balance, account.currency),
-                    expires=t.date(expiry_of(self._clock())),
-                    checkout_url="",
-                    state="",
-                    note="",
-                )
-            )
+        await show(
+            turn_context,
+            self._cards.attachment(
+                "add_funds_confirm",
+                t,
+                nonce=nonce,
+                amount=t.minor_money(order["amount_minor"], account.currency),
+                method=method_label(t, account, _method_from(order)),
+                balance_now=t.minor_money(account.balance_minor, account.currency),
+                balance_after=t.minor_money(new_balance, account.currency),
+                expires=t.date(expiry_of(self._clock())),
+                checkout_url="",
+                state="",
+                note="",
+            ),
         )
 
     async def _unexpected(self, step: WaterfallStepContext) -> DialogTurnResult:
         # Typed text or a stale card while a form is open: say how to go on, keep the form.
         t = translator_of(step.context)
-        await step.context.send_activity(t("add_funds.use_the_form"))
+        await note(step.context, t("add_funds.use_the_form"))
         return wait_again(step)
+
+    def _today(self) -> date:
+        return self._clock().date()
 
 
 # --- the cards of an order, also shown when the processor answers later ----------------------
@@ -446,10 +450,31 @@ def _safe(values: dict[str, Any]) -> dict[str, str]:
     return {k: text_of(values.get(k)) for k in ("amount", "method", "po", "save_card")}
 
 
-def _default_method(account: Account) -> str:
-    if account.default_method_id and (card := account.card(account.default_method_id)):
+def _default_method(account: Account, today: date) -> str:
+    """The card chosen by default: the account's default, else the first card on offer."""
+    if account.default_method_id and (
+        card := account.offered_card(account.default_method_id, today)
+    ):
         return f"card:{card.id}"
-    return ""
+    return next((f"card:{c.id}" for c in account.cards if c.offered(today)), "")
+
+
+def card_choices(t: Translator, account: Account, today: date) -> list[dict[str, str]]:
+    """The saved cards a form offers (not those that expired), a failing one marked so."""
+    return [
+        {"value": f"card:{c.id}", "title": card_label(t, c)}
+        for c in account.cards
+        if c.offered(today)
+    ]
+
+
+def expired_notes(t: Translator, account: Account, today: date) -> list[str]:
+    """A line for each saved card no longer offered because it expired."""
+    return [
+        t("add_funds.card_expired", card=card_label(t, c, with_failure=False))
+        for c in account.cards
+        if c.saved and c.expired(today)
+    ]
 
 
 def _method_from(order: dict[str, Any]) -> PaymentMethod:
@@ -465,14 +490,19 @@ def _method_from(order: dict[str, Any]) -> PaymentMethod:
     )
 
 
-def card_label(t: Translator, card) -> str:
-    return t(
+def card_label(t: Translator, card: SavedCard, *, with_failure: bool = True) -> str:
+    """ "Visa ending in 4242 (expires 12/2030)"; a card whose last payment failed says so."""
+    label = t(
         "add_funds.method_saved",
         brand=t.card_brand(card.brand),
         last4=card.last4,
         month=f"{card.expiry_month:02d}",
         year=str(card.expiry_year),
     )
+    if with_failure and card.failure and card.failed_on:
+        failed_on = date.fromisoformat(card.failed_on)
+        label = t("add_funds.method_failing", card=label, date=t.date(failed_on))
+    return label
 
 
 def method_label(t: Translator, account: Account, method: PaymentMethod) -> str:

@@ -11,12 +11,13 @@ import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.core import TurnContext
 
 from cards import CardRenderer
 from credits.alerts import AlertStore, Delivery, DeliveryState
 from credits.conversations import Conversations
 from credits.model import EventKind
+from dialogs.card_actions import say, show
 from dialogs.channels import TeamRoster, display_name, place_of, reference_of
 from dialogs.commands import Command, ParsedCommand
 from dialogs.forms import actor_of
@@ -51,8 +52,9 @@ class AlertsHere:
         place = place_of(activity)
         subscribe = parsed.command == Command.ALERTS_HERE
         if place.kind == "personal":
-            await turn_context.send_activity(
-                t("alerts_here.personal" if subscribe else "alerts_here.stop_personal")
+            await say(
+                turn_context,
+                t("alerts_here.personal" if subscribe else "alerts_here.stop_personal"),
             )
             return
         stored = await self._conversations.get(tenant_id, place.conversation_id)
@@ -69,8 +71,9 @@ class AlertsHere:
                 channel_name=place.channel_name,
             )
         elif stored.subscribed == subscribe:
-            await turn_context.send_activity(
-                t("alerts_here.already" if subscribe else "alerts_here.not_subscribed")
+            await say(
+                turn_context,
+                t("alerts_here.already" if subscribe else "alerts_here.not_subscribed"),
             )
             return
         await self._conversations.set_subscribed(
@@ -86,10 +89,8 @@ class AlertsHere:
             tenant_id,
             "subscribed to" if subscribe else "unsubscribed from",
         )
-        await turn_context.send_activity(
-            MessageFactory.text(
-                t("alerts_here.subscribed" if subscribe else "alerts_here.unsubscribed")
-            )
+        await say(
+            turn_context, t("alerts_here.subscribed" if subscribe else "alerts_here.unsubscribed")
         )
 
 
@@ -106,10 +107,9 @@ class AlertHistory:
         tenant_id = tenant_id_of(turn_context.activity) or ""
         deliveries = await self._store.recent(tenant_id, HISTORY_ROWS)
         names = await self._names(t, tenant_id, {d.conversation_id for d in deliveries})
-        await turn_context.send_activity(
-            MessageFactory.attachment(
-                self._cards.attachment("alert_history", t, alerts=history_of(t, deliveries, names))
-            )
+        await show(
+            turn_context,
+            self._cards.attachment("alert_history", t, alerts=history_of(t, deliveries, names)),
         )
 
     async def _names(self, t: Translator, tenant_id: str, ids: set[str]) -> dict[str, str]:

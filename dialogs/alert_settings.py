@@ -20,7 +20,7 @@ from typing import Any
 
 from babel.lists import format_list
 from babel.numbers import format_decimal
-from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.core import TurnContext
 from botbuilder.dialogs import (
     ComponentDialog,
     Dialog,
@@ -43,8 +43,9 @@ from credits.conversations import Conversations
 from credits.model import Account
 from credits.money import Money, currency_exponent
 from credits.repository import CreditsRepository
+from dialogs.card_actions import note, show
 from dialogs.channels import display_name
-from dialogs.forms import actor_of, amount_error, is_submit, replace_card, text_of, wait_again
+from dialogs.forms import actor_of, amount_error, is_submit, text_of, wait_again
 from dialogs.turn import tenant_id_of, translator_of
 from locales import Translator
 
@@ -128,8 +129,10 @@ class AlertSettingsDialog(ComponentDialog):
             self._repo, tenant_id, self._alerts.all_preferences
         )
         logger.info("alert preferences saved for an admin of tenant %s", tenant_id)
-        await replace_card(
-            turn_context, self._saved_card(translator_of(turn_context), account, preferences)
+        await show(
+            turn_context,
+            self._saved_card(translator_of(turn_context), account, preferences),
+            final=True,
         )
 
     async def show_saved(self, turn_context: TurnContext) -> None:
@@ -138,7 +141,7 @@ class AlertSettingsDialog(ComponentDialog):
         account = await self._accounts.get_or_create(tenant_id)
         saved = await self._alerts.preferences(tenant_id, actor_of(turn_context))
         card = self._saved_card(translator_of(turn_context), account, saved or AlertPreferences())
-        await replace_card(turn_context, card)
+        await show(turn_context, card, final=True)
 
     def _saved_card(self, t: Translator, account: Account, preferences: AlertPreferences):
         currency = account.currency
@@ -186,43 +189,42 @@ class AlertSettingsDialog(ComponentDialog):
         currency = account.currency
         channels = await self._channels(t, account.tenant_id)
         shown = channels[:MAX_CHANNELS_SHOWN]
-        await turn_context.send_activity(
-            MessageFactory.attachment(
-                self._cards.attachment(
-                    "alert_settings",
-                    t,
-                    nonce=nonce,
-                    kinds=[
-                        {
-                            "id": name,
-                            "title": t(f"alert.kind.{kind.value}"),
-                            "on": text_of(values.get(name)) != "false",
-                        }
-                        for kind, name in KIND_FIELDS.items()
-                    ],
-                    currency=currency,
-                    thresholds=text_of(values.get(THRESHOLDS))[:THRESHOLDS_MAX_CHARS],
-                    max_chars=THRESHOLDS_MAX_CHARS,
-                    help=t.ngettext(
-                        "alert_settings.thresholds_help",
-                        rules.MAX_THRESHOLDS,
-                        count=t.number(rules.MAX_THRESHOLDS),
-                        maximum=t.minor_money(self._maximum(currency).minor, currency),
-                    ),
-                    default=_default_text(t, account),
-                    channels=shown,
-                    more=(
-                        t.ngettext(
-                            "alert_settings.channels_more",
-                            len(channels) - len(shown),
-                            count=t.number(len(channels) - len(shown)),
-                        )
-                        if len(channels) > len(shown)
-                        else ""
-                    ),
-                    errors=errors,
-                )
-            )
+        await show(
+            turn_context,
+            self._cards.attachment(
+                "alert_settings",
+                t,
+                nonce=nonce,
+                kinds=[
+                    {
+                        "id": name,
+                        "title": t(f"alert.kind.{kind.value}"),
+                        "on": text_of(values.get(name)) != "false",
+                    }
+                    for kind, name in KIND_FIELDS.items()
+                ],
+                currency=currency,
+                thresholds=text_of(values.get(THRESHOLDS))[:THRESHOLDS_MAX_CHARS],
+                max_chars=THRESHOLDS_MAX_CHARS,
+                help=t.ngettext(
+                    "alert_settings.thresholds_help",
+                    rules.MAX_THRESHOLDS,
+                    count=t.number(rules.MAX_THRESHOLDS),
+                    maximum=t.minor_money(self._maximum(currency).minor, currency),
+                ),
+                default=_default_text(t, account),
+                channels=shown,
+                more=(
+                    t.ngettext(
+                        "alert_settings.channels_more",
+                        len(channels) - len(shown),
+                        count=t.number(len(channels) - len(shown)),
+                    )
+                    if len(channels) > len(shown)
+                    else ""
+                ),
+                errors=errors,
+            ),
         )
 
     async def _channels(self, t: Translator, tenant_id: str) -> list[str]:
@@ -263,7 +265,7 @@ class AlertSettingsDialog(ComponentDialog):
         """Typed text, a stale or forged card while the form is open: say how to go on, and
         keep waiting for the same form."""
         t = translator_of(step.context)
-        await step.context.send_activity(t("alert_settings.use_the_form"))
+        await note(step.context, t("alert_settings.use_the_form"))
         return wait_again(step)
 
 

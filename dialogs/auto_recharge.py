@@ -4,6 +4,11 @@ Like add funds, the values are checked on the server and kept in dialog state; t
 card carries only the nonce, so a forged submit cannot change what is saved. Problems show at
 their field with the typed values kept; warnings (a trigger of 0, a recharge too small to lift
 the balance above the trigger, turning it off) show on the confirmation and never block.
+
+While auto-recharge is off, the form is filled in with what the tenant's usage recommends
+(`credits.recommendation`: the trigger covers a busy day's spend over the lead time, the
+recharge a month at the mean), and says so; "Turn on auto-recharge" on an alert also starts it
+switched on. While it is on, the saved values stay and the recommendation is only mentioned.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import date, datetime
 from typing import Any
 
 from babel.numbers import format_currency
-from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.core import TurnContext
 from botbuilder.dialogs import (
     ComponentDialog,
     Dialog,
@@ -29,9 +35,11 @@ from credits import auto_recharge_settings as rules
 from credits.accounts import AccountService
 from credits.model import Account, AutoRecharge
 from credits.money import Money, currency_exponent
+from credits.recommendation import Advice, FundingAdvisor
 from credits.repository import CreditsRepository
-from dialogs.add_funds import _default_method, card_label
-from dialogs.forms import amount_error, is_submit, replace_card, text_of
+from dialogs.add_funds import _default_method, card_choices, card_label, expired_notes
+from dialogs.card_actions import note, say, show
+from dialogs.forms import amount_error, is_submit, text_of
 from dialogs.turn import tenant_id_of, translator_of
 from locales import Translator
 
@@ -53,6 +61,8 @@ class AutoRechargeDialog(ComponentDialog):
         *,
         minimum: Callable[[str], Money],
         maximum: Callable[[str], Money],
+        advisor: FundingAdvisor,
+        clock: Callable[[], datetime],
     ) -> None:
         super().__init__(AutoRechargeDialog.__name__)
         self._accounts = accounts
@@ -60,6 +70,8 @@ class AutoRechargeDialog(ComponentDialog):
         self._cards = cards
         self._minimum = minimum
         self._maximum = maximum
+        self._advisor = advisor
+        self._clock = clock
         self.add_dialog(
             WaterfallDialog(
                 WaterfallDialog.__name__,
@@ -75,7 +87,11 @@ class AutoRechargeDialog(ComponentDialog):
         if options.get("resume"):
             # Back after something unexpected: wait again where the flow was, no new card.
             step.values.update(
-                {k: options[k] for k in ("nonce", "fields", "settings") if k in options}
+                {
+                    k: options[k]
+                    for k in ("nonce", "fields", "settings", "recommendation")
+                    if k in options
+                }
             )
             if options["resume"] == CONFIRM:
                 step.values["awaiting_confirmation"] = True
@@ -86,8 +102,18 @@ class AutoRechargeDialog(ComponentDialog):
         t = translator_of(step.context)
         nonce = options.get("nonce") or uuid.uuid4().hex
         step.values["nonce"] = nonce
-        values = options.get("values") or _current_values(t, account)
-        await self._send_form(step.context, t, account, nonce, values, options.get("errors") or {})
+        values = options.get("values")
+        recommendation = text_of(options.get("recommendation"))
+        if not values:
+            values = _current_values(t, account, self._today())
+            advice = await self._advisor.advise(account.tenant_id, with_licences=False)
+            values, recommendation = _recommended(t, account, advice, values)
+            if options.get("turn_on"):
+                values["enabled"] = "true"
+        step.values["recommendation"] = recommendation
+        await self._send_form(
+            step.context, t, account, nonce, values, options.get("errors") or {}, recommendation
+        )
         return Dialog.end_of_turn
 
     async def validate_step(self, step: WaterfallStepContext) -> DialogTurnResult:
@@ -109,11 +135,18 @@ class AutoRechargeDialog(ComponentDialog):
             method=fields["method"],
             locale=t.language.babel,
             limits=rules.Limits(self._minimum(currency), self._maximum(currency)),
+            today=self._today(),
         )
         if problems or settings is None:
             errors = {field: self._error(t, code, currency) for field, code in problems.items()}
             return await step.replace_dialog(
-                self.initial_dialog_id, {"values": fields, "errors": errors, "nonce": nonce}
+                self.initial_dialog_id,
+                {
+                    "values": fields,
+                    "errors": errors,
+                    "nonce": nonce,
+                    "recommendation": step.values.get("recommendation", ""),
+                },
             )
         step.values["fields"] = fields
         step.values["settings"] = asdict(settings)
@@ -128,7 +161,11 @@ class AutoRechargeDialog(ComponentDialog):
         if value.get("action") == "change":
             return await step.replace_dialog(
                 self.initial_dialog_id,
-                {"values": step.values["fields"], "nonce": uuid.uuid4().hex},
+                {
+                    "values": step.values["fields"],
+                    "nonce": uuid.uuid4().hex,
+                    "recommendation": step.values.get("recommendation", ""),
+                },
             )
         await self.save(step.context, AutoRecharge(**step.values["settings"]))
         return await step.end_dialog()
@@ -139,10 +176,10 @@ class AutoRechargeDialog(ComponentDialog):
         tenant_id = tenant_id_of(turn_context.activity)
         t = translator_of(turn_context)
         try:
-            account = await rules.save(self._repo, tenant_id, settings)
+            account = await rules.save(self._repo, tenant_id, settings, self._today())
         except rules.MethodUnavailable:
             logger.warning("auto-recharge method left the account of tenant %s", tenant_id)
-            await turn_context.send_activity(t("auto_recharge.expired_form"))
+            await say(turn_context, t("auto_recharge.expired_form"))
             return
         saved = account.auto_recharge
         card = self._cards.attachment(
@@ -152,7 +189,7 @@ class AutoRechargeDialog(ComponentDialog):
             method=_method_title(t, account, saved.method_id) if saved.enabled else "",
             warnings=[t("auto_recharge.warning.off")] if not saved.enabled else [],
         )
-        await replace_card(turn_context, card)
+        await show(turn_context, card, final=True)
 
     async def show_saved(self, turn_context: TurnContext) -> None:
         """A Save pressed again after the flow ended: the settings as they are, nothing written."""
@@ -166,7 +203,7 @@ class AutoRechargeDialog(ComponentDialog):
             method=_method_title(t, account, saved.method_id) if saved.enabled else "",
             warnings=[t("auto_recharge.warning.off")] if not saved.enabled else [],
         )
-        await replace_card(turn_context, card)
+        await show(turn_context, card, final=True)
 
     # --- cards ------------------------------------------------------------------------------
 
@@ -178,29 +215,32 @@ class AutoRechargeDialog(ComponentDialog):
         nonce: str,
         values: dict[str, str],
         errors: dict[str, str],
+        recommendation: str,
     ) -> None:
         currency = account.currency
-        await turn_context.send_activity(
-            MessageFactory.attachment(
-                self._cards.attachment(
-                    "auto_recharge",
-                    t,
-                    nonce=nonce,
-                    currency=currency,
-                    balance=t(
-                        "auto_recharge.balance",
-                        balance=t.minor_money(account.balance_minor, currency),
-                    ),
-                    limits=t(
-                        "auto_recharge.limits",
-                        minimum=t.minor_money(self._minimum(currency).minor, currency),
-                        maximum=t.minor_money(self._maximum(currency).minor, currency),
-                    ),
-                    methods=_methods(t, account),
-                    values={k: text_of(values.get(k)) for k in FIELDS},
-                    errors=errors,
-                )
-            )
+        today = self._today()
+        await show(
+            turn_context,
+            self._cards.attachment(
+                "auto_recharge",
+                t,
+                nonce=nonce,
+                currency=currency,
+                balance=t(
+                    "auto_recharge.balance",
+                    balance=t.minor_money(account.balance_minor, currency),
+                ),
+                recommendation=recommendation,
+                limits=t(
+                    "auto_recharge.limits",
+                    minimum=t.minor_money(self._minimum(currency).minor, currency),
+                    maximum=t.minor_money(self._maximum(currency).minor, currency),
+                ),
+                methods=_methods(t, account, today),
+                expired=expired_notes(t, account, today),
+                values={k: text_of(values.get(k)) for k in FIELDS},
+                errors=errors,
+            ),
         )
 
     async def _send_confirmation(
@@ -244,12 +284,11 @@ class AutoRechargeDialog(ComponentDialog):
             )
             for warning in rules.warnings_of(settings)
         ]
-        await turn_context.send_activity(
-            MessageFactory.attachment(
-                self._cards.attachment(
-                    "auto_recharge_confirm", t, nonce=nonce, facts=facts, warnings=warnings
-                )
-            )
+        await show(
+            turn_context,
+            self._cards.attachment(
+                "auto_recharge_confirm", t, nonce=nonce, facts=facts, warnings=warnings
+            ),
         )
 
     def _error(self, t: Translator, code: str, currency: str) -> str:
@@ -265,9 +304,16 @@ class AutoRechargeDialog(ComponentDialog):
         """Typed text or a stale card while a card is open: say how to go on, and keep waiting
         for that same card (returning end_of_turn here would move the waterfall past it)."""
         t = translator_of(step.context)
-        await step.context.send_activity(t("auto_recharge.use_the_form"))
-        kept = {k: step.values[k] for k in ("nonce", "fields", "settings") if k in step.values}
+        await note(step.context, t("auto_recharge.use_the_form"))
+        kept = {
+            k: step.values[k]
+            for k in ("nonce", "fields", "settings", "recommendation")
+            if k in step.values
+        }
         return await step.replace_dialog(self.initial_dialog_id, {"resume": waiting_for, **kept})
+
+    def _today(self) -> date:
+        return self._clock().date()
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -278,18 +324,55 @@ def _safe(value: dict[str, Any]) -> dict[str, str]:
     return {k: text_of(value.get(k))[:MAX_FIELD_CHARS] for k in FIELDS}
 
 
-def _current_values(t: Translator, account: Account) -> dict[str, str]:
+def _current_values(t: Translator, account: Account, today: date) -> dict[str, str]:
     """The saved settings as the form shows them, amounts written in the admin's locale."""
     saved = account.auto_recharge
     configured = saved.enabled or saved.recharge_with_minor > 0
+    choice = rules.choice_of(account, saved.method_id)
+    if rules.method_id_of(account, choice, today) is None:
+        choice = ""  # an expired card is not offered
     return {
         "enabled": "true" if saved.enabled else "false",
         "recharge_with": _plain(t, saved.recharge_with_minor, account.currency)
         if saved.recharge_with_minor
         else "",
         "trigger": _plain(t, saved.trigger_minor, account.currency) if configured else "",
-        "method": rules.choice_of(account, saved.method_id) or _default_method(account),
+        "method": choice or _default_method(account, today),
     }
+
+
+def _recommended(
+    t: Translator, account: Account, advice: Advice | None, values: dict[str, str]
+) -> tuple[dict[str, str], str]:
+    """The form's values with the usage's recommendation, and the line that says where its
+    numbers come from; unchanged with no usage yet. With auto-recharge on, the saved values
+    stay and the line only mentions the recommendation."""
+    if advice is None or not any(amount for _, amount in advice.recommendation.series):
+        return values, ""
+    r = advice.recommendation
+    currency = account.currency
+    command = t("command.usage").split("|")[0]
+    if account.auto_recharge.enabled:
+        return values, t(
+            "auto_recharge.recommendation_hint",
+            recharge=t.minor_money(r.recharge_minor, currency),
+            trigger=t.minor_money(r.trigger_minor, currency),
+            command=command,
+        )
+    filled = {
+        **values,
+        "recharge_with": _plain(t, r.recharge_minor, currency),
+        "trigger": _plain(t, r.trigger_minor, currency),
+    }
+    lead_days = r.lead_days
+    return filled, t.ngettext(
+        "auto_recharge.recommended",
+        lead_days,
+        days=t.number(lead_days),
+        busy=t.minor_money(r.p95_minor, currency),
+        average=t.minor_money(r.mean_30_minor, currency),
+        command=command,
+    )
 
 
 def _plain(t: Translator, minor: int, currency: str) -> str:
@@ -300,13 +383,9 @@ def _plain(t: Translator, minor: int, currency: str) -> str:
     )
 
 
-def _methods(t: Translator, account: Account) -> list[dict[str, str]]:
-    """Saved cards and agreement numbers, labelled as on the add-funds form."""
-    methods = [
-        {"value": f"{rules.CARD_CHOICE}{c.id}", "title": card_label(t, c)}
-        for c in account.cards
-        if c.saved
-    ]
+def _methods(t: Translator, account: Account, today: date) -> list[dict[str, str]]:
+    """Saved cards on offer and agreement numbers, labelled as on the add-funds form."""
+    methods = card_choices(t, account, today)
     methods += [
         {"value": f"{rules.AGREEMENT}{n}", "title": t("add_funds.method_agreement", number=n)}
         for n in account.agreements
@@ -315,8 +394,10 @@ def _methods(t: Translator, account: Account) -> list[dict[str, str]]:
 
 
 def _method_title(t: Translator, account: Account, method_id: str) -> str:
-    choice = rules.choice_of(account, method_id)
-    return next((m["title"] for m in _methods(t, account) if m["value"] == choice), "")
+    if method_id.startswith(rules.AGREEMENT):
+        return t("add_funds.method_agreement", number=method_id[len(rules.AGREEMENT) :])
+    card = account.card(method_id) if method_id else None
+    return card_label(t, card) if card is not None else ""
 
 
 def _summary(t: Translator, account: Account) -> str:

@@ -1,17 +1,17 @@
-"""What every card-driven flow shares: reading submits, naming the actor, replacing a card."""
+"""What every card-driven flow shares: reading submits, naming the actor, amount errors.
+
+How a flow's cards and texts reach the chat (in place of a pressed card, or as new messages) is
+`dialogs/card_actions.py`.
+"""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.core import TurnContext
 from botbuilder.dialogs import Dialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
-from botbuilder.schema import Activity, ActivityTypes, Attachment
 
 from locales import Translator
-
-logger = logging.getLogger(__name__)
 
 
 def is_submit(value: Any, form: str, nonce: str) -> bool:
@@ -28,21 +28,6 @@ def actor_of(turn_context: TurnContext) -> str:
     """Who acts: the sender's Entra object id (Teams) or channel id (elsewhere)."""
     sender = turn_context.activity.from_property
     return (sender.aad_object_id or sender.id or "") if sender else ""
-
-
-async def replace_card(turn_context: TurnContext, attachment: Attachment) -> str:
-    """Put a result where the submitted card was, so its buttons cannot be pressed again; the
-    id of the message that shows it ("" when the channel did not say)."""
-    reply_to = turn_context.activity.reply_to_id
-    if reply_to:
-        update = Activity(type=ActivityTypes.message, id=reply_to, attachments=[attachment])
-        try:
-            await turn_context.update_activity(update)
-            return reply_to
-        except Exception:  # noqa: BLE001 - any refusal by the channel falls back to a new message
-            logger.warning("could not replace the submitted card; sending the result instead")
-    sent = await turn_context.send_activity(MessageFactory.attachment(attachment))
-    return (sent.id or "") if sent is not None else ""
 
 
 def wait_again(step: WaterfallStepContext) -> DialogTurnResult:

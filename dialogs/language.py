@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from babel import Locale
-from botbuilder.core import MessageFactory, StatePropertyAccessor, TurnContext
+from botbuilder.core import StatePropertyAccessor, TurnContext
 from botbuilder.dialogs import (
     ComponentDialog,
     Dialog,
@@ -13,6 +13,7 @@ from botbuilder.dialogs import (
 )
 
 from cards import CardRenderer
+from dialogs.card_actions import say, show
 from dialogs.commands import normalize
 from dialogs.turn import set_translator, translator_of
 from locales import LANGUAGES, Localizer
@@ -85,10 +86,9 @@ class LanguageDialog(ComponentDialog):
         t = translator_of(step.context)
         preference = await self._preference.get(step.context)
         current = t.language.native_name if preference else t.gettext("language.automatic")
-        await step.context.send_activity(
-            MessageFactory.attachment(
-                self._cards.attachment("language", t, languages=LANGUAGES, current=current)
-            )
+        await show(
+            step.context,
+            self._cards.attachment("language", t, languages=LANGUAGES, current=current),
         )
         return Dialog.end_of_turn
 
@@ -101,7 +101,7 @@ class LanguageDialog(ComponentDialog):
         if choice is None:
             t = translator_of(step.context)
             names = ", ".join(lang.native_name for lang in LANGUAGES)
-            await step.context.send_activity(t.gettext("language.unknown", languages=names))
+            await say(step.context, t.gettext("language.unknown", languages=names))
             return await step.end_dialog()
         await self._apply(step.context, choice)
         return await step.end_dialog(choice)
@@ -111,11 +111,11 @@ class LanguageDialog(ComponentDialog):
             await self._preference.set(turn_context, None)
             t = self._localizer.translator(turn_context.activity.locale)
             set_translator(turn_context, t)
-            await turn_context.send_activity(
-                t.gettext("language.automatic_set", language=t.language.native_name)
+            await say(
+                turn_context, t.gettext("language.automatic_set", language=t.language.native_name)
             )
             return
         await self._preference.set(turn_context, choice)
         t = self._localizer.translator(choice)
         set_translator(turn_context, t)
-        await turn_context.send_activity(t.gettext("language.changed"))
+        await say(turn_context, t.gettext("language.changed"))

@@ -11,7 +11,6 @@ import logging
 import uuid
 from typing import Any
 
-from botbuilder.core import MessageFactory
 from botbuilder.dialogs import (
     ComponentDialog,
     Dialog,
@@ -24,7 +23,8 @@ from botbuilder.schema import Attachment
 from cards import CardRenderer
 from credits.licence_service import LicenceService, Outcome, Prerequisite, UserResult
 from credits.licences import Standing, UserLicences
-from dialogs.forms import actor_of, is_submit, replace_card, text_of, wait_again
+from dialogs.card_actions import note, say, show
+from dialogs.forms import actor_of, is_submit, text_of, wait_again
 from dialogs.turn import tenant_id_of, translator_of
 from locales import Translator
 
@@ -96,7 +96,7 @@ class LicencesDialog(ComponentDialog):
             has_next=view["page"] < pages - 1,
             message=options.get("message") or "",
         )
-        await step.context.send_activity(MessageFactory.attachment(card))
+        await show(step.context, card)
         return Dialog.end_of_turn
 
     async def choose_step(self, step: WaterfallStepContext) -> DialogTurnResult:
@@ -131,11 +131,11 @@ class LicencesDialog(ComponentDialog):
         if len(chosen) != len(user_ids):
             # Ids that are not this tenant's users: a stale or forged card. Nothing changes.
             logger.warning("licence submit named users outside tenant %s", tenant_id)
-            await step.context.send_activity(t("licences.unknown_users"))
+            await say(step.context, t("licences.unknown_users"))
             return await step.end_dialog()
         step.values["pending"] = {"action": action, "user_ids": [u.user.id for u in chosen]}
         card = self._confirmation(t, step.values["nonce"], action, chosen, overview.free_seats)
-        await step.context.send_activity(MessageFactory.attachment(card))
+        await show(step.context, card)
         return Dialog.end_of_turn
 
     def _confirmation(
@@ -178,7 +178,7 @@ class LicencesDialog(ComponentDialog):
             return await self._use_the_card(step)
         t = translator_of(step.context)
         if value.get("action") != "confirm":
-            await step.context.send_activity(t("cancelled"))
+            await say(step.context, t("cancelled"))
             return await step.end_dialog()
         pending = step.values["pending"]
         tenant_id = tenant_id_of(step.context.activity)
@@ -202,11 +202,11 @@ class LicencesDialog(ComponentDialog):
             summary=_summary(t, results),
             phone_numbers=any(r.needs_phone_number for r in results),
         )
-        await replace_card(step.context, card)
+        await show(step.context, card, final=True)
         return await step.end_dialog()
 
     async def _use_the_card(self, step: WaterfallStepContext) -> DialogTurnResult:
-        await step.context.send_activity(translator_of(step.context)("licences.use_the_card"))
+        await note(step.context, translator_of(step.context)("licences.use_the_card"))
         return wait_again(step)
 
 

@@ -3,6 +3,11 @@
 A command (typed, or a card button carrying `{"command": ...}`) always wins: it cancels whatever
 flow was active and starts its own, so an admin is never stuck inside a form. Anything else goes
 to the active flow, and with no active flow gets a hint and the menu.
+
+A press on a card arrives here as the message its Action.Submit would send, whether Teams sent
+it as an `adaptiveCard/action` invoke or not; where the answer goes (in place of the card, or
+below it) is decided by `dialogs/card_actions.py`. A card's refresh (`{"refresh": "status"}`)
+is answered by `on_refresh` with the card as it is now, and leaves any open flow as it was.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from botbuilder.core import MessageFactory, StatePropertyAccessor, TurnContext
+from botbuilder.core import StatePropertyAccessor, TurnContext
 from botbuilder.dialogs import Dialog, DialogSet, DialogTurnStatus
 from botbuilder.schema import Attachment
 
 from cards import CardRenderer
+from dialogs.card_actions import note, say, show
 from dialogs.commands import Command, CommandParser, ParsedCommand
 from dialogs.turn import translator_of
 from dialogs.usage import file_attachment
@@ -60,7 +66,9 @@ class MainDialog:
         orphan_submits: dict[str, OrphanSubmit] | None = None,
         authorize: Authorize = allow_everyone,
         on_file: OnFile | None = None,
+        refreshers: dict[str, Reply] | None = None,
     ) -> None:
+        """`refreshers` answer a card's refresh (by the name in its data: `status`)."""
         self._parser = parser
         self._cards = cards
         self._flows = flows
@@ -68,6 +76,7 @@ class MainDialog:
         self._orphan_submits = orphan_submits or {}
         self._authorize = authorize
         self._on_file = on_file
+        self._refreshers = refreshers or {}
         self._dialogs = DialogSet(dialog_state)
         for dialog in flows.values():
             self._dialogs.add(dialog)
@@ -84,7 +93,7 @@ class MainDialog:
                 await self._start(dc, turn_context, ParsedCommand(Command.HELP, ""))
                 return
             await dc.cancel_all_dialogs()
-            await turn_context.send_activity(translator_of(turn_context)(refusal))
+            await note(turn_context, translator_of(turn_context)(refusal))
             return
         command = self._command_of(turn_context)
 
@@ -109,20 +118,34 @@ class MainDialog:
         if command.command == Command.CANCEL:
             t = translator_of(turn_context)
             if dc.active_dialog is None:
-                await turn_context.send_activity(t("nothing_to_cancel"))
+                await say(turn_context, t("nothing_to_cancel"))
             else:
                 await dc.cancel_all_dialogs()
-                await turn_context.send_activity(t("cancelled"))
+                await say(turn_context, t("cancelled"))
             return
 
         await dc.cancel_all_dialogs()
         await self._start(dc, turn_context, command)
 
+    async def on_refresh(self, turn_context: TurnContext) -> None:
+        """A card asks to be brought up to date: its answer, for admins; no flow is touched."""
+        refusal = await self._authorize(turn_context)
+        if refusal is not None:
+            await note(turn_context, translator_of(turn_context)(refusal))
+            return
+        value = turn_context.activity.value
+        name = value.get("refresh") if isinstance(value, dict) else None
+        refresher = self._refreshers.get(name) if isinstance(name, str) else None
+        if refresher is None:
+            logger.warning("refresh of an unknown card %r", str(name)[:40])
+            return
+        await refresher(turn_context, ParsedCommand(Command.STATUS, ""))
+
     async def _start(self, dc, turn_context: TurnContext, parsed: ParsedCommand) -> None:
         t = translator_of(turn_context)
         command = parsed.command
         if command == Command.HELP:
-            await turn_context.send_activity(MessageFactory.text(t("help.text")))
+            await say(turn_context, t("help.text"))
         elif command == Command.MENU:
             await self._send_menu(turn_context, None)
         elif command in self._flows:
@@ -131,7 +154,7 @@ class MainDialog:
         elif command in self._replies:
             await self._replies[command](turn_context, parsed)
         elif command in COMING_SOON:
-            await turn_context.send_activity(t("coming_soon", feature=t(f"menu.{command.value}")))
+            await say(turn_context, t("coming_soon", feature=t(f"menu.{command.value}")))
         else:  # a command with neither flow nor answer is a wiring mistake
             logger.error("command %s has no handler", command)
             await self._send_menu(turn_context, t("unknown.hint"))
@@ -170,13 +193,14 @@ class MainDialog:
             language = chosen if isinstance(chosen, str) else parsed.argument
             if language:
                 options["language"] = language[:40]
+        if parsed.command == Command.AUTO_RECHARGE and isinstance(value, dict):
+            # "Turn on auto-recharge" (an alert's button): the form starts switched on.
+            options["turn_on"] = value.get("turn_on") == "true"
         return options
 
     async def _send_menu(self, turn_context: TurnContext, message: str | None) -> None:
         t = translator_of(turn_context)
-        await turn_context.send_activity(
-            MessageFactory.attachment(self._cards.attachment("menu", t, message=message))
-        )
+        await show(turn_context, self._cards.attachment("menu", t, message=message))
 
 
 def is_form_submit(value: Any) -> bool:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import uuid
 
-from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.core import TurnContext
 
 from cards import CardRenderer
 from credits.accounts import AccountService
 from credits.conversations import CheckoutCard, CheckoutCards
 from credits.payments import PaymentError
+from dialogs.card_actions import say, show
 from dialogs.commands import ParsedCommand
 from dialogs.turn import tenant_id_of, translator_of
 
@@ -39,16 +40,16 @@ class UpdatePaymentMethod:
             checkout = await self._accounts.start_card_setup(tenant_id, key, t.tag)
         except PaymentError:
             logger.warning("no card-saving page for tenant %s", tenant_id, exc_info=True)
-            await turn_context.send_activity(t("payment_method.unavailable"))
+            await say(turn_context, t("payment_method.unavailable"))
             return
         card = self._cards.attachment("payment_method", t, checkout_url=checkout.url, saved="")
-        sent = await turn_context.send_activity(MessageFactory.attachment(card))
+        activity_id = await show(turn_context, card)
         await self._checkout_cards.remember(
             CheckoutCard(
                 tenant_id=tenant_id,
                 key=key,
                 reference=TurnContext.get_conversation_reference(turn_context.activity).serialize(),
-                activity_id=(sent.id or "") if sent is not None else "",
+                activity_id=activity_id,
                 locale=t.tag,
                 purpose="setup",
             )

@@ -1,29 +1,87 @@
-"""The `status` answer: balance, auto-recharge, funds lots with expiry, recent transactions."""
+"""The `status` answer: balance, auto-recharge, funds lots with expiry, recent transactions.
+
+The card refreshes itself (Universal Actions' `refresh`): when an admin listed on it opens it
+again, Teams asks the bot, and the answer is the card as the account is then. In a personal
+chat that is its admin; in a channel or group chat, the admins who chat with the bot.
+"""
 
 from __future__ import annotations
 
-from botbuilder.core import MessageFactory, TurnContext
+import logging
+from collections.abc import Awaitable, Callable
+
+from botbuilder.core import TurnContext
 
 from cards import CardRenderer
 from credits.accounts import AccountService, Status
+from credits.conversations import Conversations
+from credits.directory import DirectoryError
 from credits.model import Account, EntryKind, LedgerEntry
 from credits.recommendation import FundingAdvisor
+from dialogs.card_actions import show
 from dialogs.commands import ParsedCommand
-from dialogs.turn import tenant_id_of, translator_of
+from dialogs.turn import conversation_kind, tenant_id_of, translator_of
 from dialogs.usage import runway_text
 from locales import Translator
 
+logger = logging.getLogger(__name__)
+
 # Lots shown on the card; more are summarised so the card stays far below Teams' size limit.
 MAX_LOTS_SHOWN = 10
+# Teams refreshes a card on its own for the users it lists, up to a few dozen; the others
+# refresh it by hand.
+MAX_REFRESH_USERS = 60
+# A Teams user id is short ("29:1a2b…"); anything longer is not written into a card.
+MAX_USER_ID_CHARS = 200
+
+
+class RefreshAudience:
+    """Whose Teams client refreshes a status card when they open it: whoever asked for it,
+    and in a shared chat the tenant's admins who chat with the bot (their Teams user ids, from
+    their personal conversations), up to Teams' limit."""
+
+    def __init__(
+        self, conversations: Conversations, is_admin: Callable[[str, str], Awaitable[bool]]
+    ) -> None:
+        self._conversations = conversations
+        self._is_admin = is_admin
+
+    async def __call__(self, turn_context: TurnContext) -> list[str]:
+        activity = turn_context.activity
+        sender = activity.from_property.id if activity.from_property else None
+        ids = [sender] if _user_id(sender) else []
+        tenant_id = tenant_id_of(activity)
+        if conversation_kind(activity) == "personal" or tenant_id is None:
+            return ids
+        for conversation in await self._conversations.list_active(tenant_id):
+            user = conversation.reference.get("user")
+            user_id = user.get("id") if isinstance(user, dict) else None
+            if conversation.kind != "personal" or not _user_id(user_id) or user_id in ids:
+                continue
+            try:
+                if not await self._is_admin(tenant_id, conversation.user_aad_object_id):
+                    continue
+            except DirectoryError:
+                logger.warning("roles unreadable: the status card lists fewer admins")
+                break
+            ids.append(user_id)
+            if len(ids) >= MAX_REFRESH_USERS:
+                break
+        return ids
 
 
 class StatusReply:
     def __init__(
-        self, accounts: AccountService, cards: CardRenderer, advisor: FundingAdvisor
+        self,
+        accounts: AccountService,
+        cards: CardRenderer,
+        advisor: FundingAdvisor,
+        audience: Callable[[TurnContext], Awaitable[list[str]]],
     ) -> None:
         self._accounts = accounts
         self._cards = cards
         self._advisor = advisor
+        self._audience = audience
 
     async def __call__(self, turn_context: TurnContext, _parsed: ParsedCommand) -> None:
         t = translator_of(turn_context)
@@ -42,8 +100,13 @@ class StatusReply:
             lots=_lots(t, status),
             next_expiry=_next_expiry(t, status),
             recent=_recent(t, status),
+            refresh_users=await self._audience(turn_context),
         )
-        await turn_context.send_activity(MessageFactory.attachment(card))
+        await show(turn_context, card)
+
+
+def _user_id(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_USER_ID_CHARS
 
 
 def _auto_recharge(t: Translator, account: Account) -> str:

@@ -25,6 +25,7 @@ from credits.money import Money
 from credits.recommendation import Advice, FundingAdvisor
 from credits.usage import UsageFormatError
 from credits.usage_import import ImportReport
+from dialogs.card_actions import show
 from dialogs.commands import ParsedCommand
 from dialogs.turn import tenant_id_of, translator_of
 from locales import Translator
@@ -65,11 +66,7 @@ class UsageChat:
         """How to import, and, once usage has been imported, the funding recommendation."""
         t = translator_of(turn_context)
         advice = await self._advisor.advise(tenant_id_of(turn_context.activity))
-        await turn_context.send_activity(
-            MessageFactory.attachment(
-                self._cards.attachment("usage", t, advice=advice_view(t, advice))
-            )
-        )
+        await show(turn_context, self._cards.attachment("usage", t, advice=advice_view(t, advice)))
 
     async def on_file(self, turn_context: TurnContext, attachment: Attachment) -> None:
         t = translator_of(turn_context)

@@ -4,13 +4,17 @@ A reply's latency is measured in the page, as an admin sees it: from the press o
 bot's message appearing in the chat (headless Chromium, through Playwright). Each run is a new
 chat (its own bot, tables and Playground) of `--messages` typed commands cycling through those
 that answer with one message each (forms, the status card, the help text); the figure of issue
-14 is the latency of the fiftieth. Prints figures; asserts nothing (the machines are shared).
+14 is the latency of the fiftieth. With `--form`, the chat is one add-funds form whose amount
+is reviewed `--messages` times, wrong each time (alternately zero and three decimals): a reply
+is the new error shown in the chat's last card, whether the bot posts a new form (Action.Submit)
+or changes the card in place (Action.Execute). Prints figures; asserts nothing (the machines are
+shared).
 
 Like `make e2e`, it must run inside a loopback-only network namespace (the Playground probes a
 cloud metadata address), which `make bench` does:
 
     .venv/bin/python -m scripts.netns -- .venv/bin/python -m tests.benchmarks.bench_playground
-    [--runs 3] [--messages 50]
+    [--runs 3] [--messages 50] [--form]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import time
 import uuid
 from pathlib import Path
 
+from locales import Localizer
 from scripts.azurite import ROOT, Azurite, free_port
 from scripts.playground import Playground, die_with_parent, stop_process
 from scripts.run_local import bot_environment, wait_healthy
@@ -35,11 +40,9 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # What an admin types in a long session; each command answers with exactly one message.
 COMMANDS = ("status", "add funds", "help", "alerts", "usage", "auto-recharge", "alert history")
 REPLY_TIMEOUT_MS = 60_000
-# The compose box (a rich-text editor); the forms' inputs are text boxes too.
-COMPOSE_BOX = 'div[role="textbox"][contenteditable="true"]'
 
 
-def one_chat(driver, azurite: Azurite, messages: int, logs: Path) -> list[float]:
+def one_chat(driver, azurite: Azurite, messages: int, logs: Path, form: bool) -> list[float]:
     """One new chat; the seconds from Send to the reply shown, for each message in order."""
     from tests.e2e.conftest import CHROMIUM_ARGS
 
@@ -84,10 +87,10 @@ def one_chat(driver, azurite: Azurite, messages: int, logs: Path) -> list[float]
             page.goto(playground.url + "/")
             chat = Chat(page)
             _wait_for_messages(page, 0)  # the welcome card
-            latencies = []
-            for index in range(messages):
-                latencies.append(_turn(page, chat, COMMANDS[index % len(COMMANDS)]))
-            return latencies
+            if form:
+                _turn(page, chat, "add funds")
+                return [_review(page, chat, index) for index in range(messages)]
+            return [_turn(page, chat, COMMANDS[index % len(COMMANDS)]) for index in range(messages)]
         finally:
             context.close()
     finally:
@@ -100,12 +103,34 @@ def one_chat(driver, azurite: Azurite, messages: int, logs: Path) -> list[float]
 
 def _turn(page, chat: Chat, text: str) -> float:
     before = chat.count()
-    page.locator(COMPOSE_BOX).click()
+    page.locator(Chat.COMPOSE_BOX).click()
     page.keyboard.type(text)
     send = page.get_by_role("button", name="Send Message", exact=True)
     started = time.perf_counter()
     send.click()
     _wait_for_messages(page, before)
+    return time.perf_counter() - started
+
+
+def _review(page, chat: Chat, index: int) -> float:
+    """Review a wrong amount on the chat's last card; seconds until its error shows there."""
+    en = Localizer.from_directory().translator("en-US")
+    amount, error = (
+        ("0", en("error.amount.zero"))
+        if index % 2 == 0
+        else ("12.345", en.ngettext("error.amount.too_many_decimals", 2, decimals="2"))
+    )
+    card = chat.bot_messages.last
+    card.get_by_label(en("add_funds.amount_label", currency="USD")).fill(amount)
+    review = card.get_by_role("button", name=en("add_funds.review"), exact=True)
+    started = time.perf_counter()
+    review.click()
+    page.wait_for_function(
+        "([selector, text]) => { const all = document.querySelectorAll(selector);"
+        " return all.length > 0 && all[all.length - 1].innerText.includes(text); }",
+        arg=[Chat.BOT_MESSAGE, error],
+        polling="raf",
+    )
     return time.perf_counter() - started
 
 
@@ -121,6 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--messages", type=int, default=50)
+    parser.add_argument("--form", action="store_true", help="review one form's amount instead")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing: `make e2e` installs Debian's chromium")
@@ -130,12 +156,13 @@ def main() -> None:
     runs: list[list[float]] = []
     with Azurite() as azurite, sync_playwright() as driver:
         for _ in range(args.runs):
-            runs.append(one_chat(driver, azurite, args.messages, logs))
+            runs.append(one_chat(driver, azurite, args.messages, logs, args.form))
     last = [run[-1] for run in runs]
     first_ten = [statistics.median(run[:10]) for run in runs]
     last_ten = [statistics.median(run[-10:]) for run in runs]
     print(
-        f"Playground reply latency, message {args.messages} of a chat, {args.runs} runs: "
+        f"Playground reply latency, {'review' if args.form else 'message'} {args.messages} "
+        f"of a chat, {args.runs} runs: "
         f"median {statistics.median(last) * 1000:.0f} ms "
         f"(each run: {', '.join(f'{s * 1000:.0f}' for s in last)} ms)"
     )

@@ -3,7 +3,9 @@
 `POST /api/messages` gets arbitrary JSON activities: every field of a Teams activity swapped for
 a value of another type, huge numbers, deep nesting, odd Unicode (lone surrogates, combining
 marks, characters that grow when normalised), card submits of every form with every field's
-type swapped, commands with arbitrary arguments, and arbitrary headers and raw bodies.
+type swapped, card presses as Teams sends an Action.Execute (`adaptiveCard/action` invokes whose
+action, verb, data and trigger are anything: forms, refreshes, any JSON), commands with arbitrary
+arguments, and arbitrary headers and raw bodies.
 `POST /api/tenants/{tenant}/usage` gets arbitrary bodies (bytes, CSV-like text) with arbitrary,
 wrong and right credentials, for the funded tenant and others.
 
@@ -40,6 +42,7 @@ from hypothesis import strategies as st
 from app import create_app
 from bot.settings import Settings
 from bot.usage_api import tenant_key
+from dialogs.card_actions import Verb
 from dialogs.commands import CommandParser
 from locales import Localizer
 from storage.tables import TableStore
@@ -142,6 +145,36 @@ def submits(draw) -> Any:
     return value
 
 
+VERBS = st.one_of(st.sampled_from([*(verb.value for verb in Verb), "", "Form"]), JSON)
+
+
+@st.composite
+def card_actions(draw) -> Any:
+    """The value of an `adaptiveCard/action` invoke: mostly shaped as Teams sends it, with any
+    verb and data (a form's submit, a refresh, anything), sometimes anything at all."""
+    if sometimes(draw, 15):
+        return draw(ANY_VALUE)
+    data = draw(
+        st.one_of(
+            submits(),
+            st.fixed_dictionaries({"refresh": st.one_of(st.just("status"), JSON)}),
+            JSON,
+        )
+    )
+    action: dict[str, Any] = {
+        "type": draw(st.one_of(st.just("Action.Execute"), JSON)),
+        "verb": draw(VERBS),
+        "data": data,
+    }
+    for key in draw(st.lists(st.sampled_from(sorted(action)), max_size=2, unique=True)):
+        if sometimes(draw, 20):
+            del action[key]
+    return {
+        "action": action,
+        "trigger": draw(st.one_of(st.sampled_from(["manual", "automatic"]), JSON)),
+    }
+
+
 def sometimes(draw, percent: int) -> bool:
     """A biased coin: most activities should reach a turn, some should be odd everywhere."""
     return draw(st.sampled_from(range(100))) < percent  # integers() favour 0: too often
@@ -172,6 +205,13 @@ def activities_from(draw, service_url: str) -> dict[str, Any]:
         activity["value"] = draw(st.one_of(submits(), JSON))
         if draw(st.booleans()):
             activity.pop("text", None)
+    if sometimes(draw, 25):
+        # A press on an Action.Execute, or its card's refresh.
+        activity["type"] = "invoke"
+        activity["name"] = draw(st.one_of(st.just("adaptiveCard/action"), ODD_TEXT))
+        activity["value"] = draw(card_actions())
+        activity["replyToId"] = draw(st.one_of(st.just("activity-1"), ODD_TEXT))
+        activity.pop("text", None)
     if sometimes(draw, 25):
         activity["type"] = draw(
             st.one_of(

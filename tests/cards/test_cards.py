@@ -12,6 +12,7 @@ import pytest
 
 from cards import CardRenderer
 from cards.renderer import MENU_COMMANDS, TEMPLATES_DIR
+from dialogs.card_actions import Verb
 from dialogs.commands import Command
 from locales import LANGUAGES, Localizer
 from tests.fakes.connector import card_texts
@@ -58,7 +59,62 @@ def test_user_text_cannot_break_out_of_a_card():
     hostile = '"}], "actions": [{"type": "Action.OpenUrl", "url": "https://evil.example"}], "x": {"'
     card = RENDERER.render("add_funds_failed", t, reason=hostile, amount="$1")
     assert card["body"][1]["text"] == hostile
-    assert all(a["type"] == "Action.Submit" for a in card["actions"])
+    assert all(a["type"] == "Action.Execute" for a in card["actions"])
+
+
+def _actions(node):
+    """Every action of a card (not the fallbacks inside them), depth first."""
+    if isinstance(node, dict):
+        if isinstance(node.get("type"), str) and node["type"].startswith("Action."):
+            yield node
+            return
+        for value in node.values():
+            yield from _actions(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _actions(value)
+
+
+@pytest.mark.parametrize("t", L10N.all()[:1], ids=lambda t: t.tag)
+def test_every_button_is_a_universal_action_with_a_submit_fallback(t):
+    verbs = {verb.value for verb in Verb} - {Verb.REFRESH.value}
+    for name, card in _rendered(t):
+        for action in _actions(card.get("body", [])):
+            if action["type"] == "Action.OpenUrl":
+                continue
+            assert action["type"] == "Action.Execute", name
+            assert action["verb"] in verbs, name
+            fallback = action["fallback"]
+            assert fallback["type"] == "Action.Submit", name
+            assert (fallback["title"], fallback["data"]) == (action["title"], action["data"])
+        for action in card.get("actions", []):
+            assert action["type"] == "Action.Execute" and action["verb"] in verbs, name
+            assert action["fallback"]["data"] == action["data"], name
+
+
+FINISHED = ("add_funds_receipt", "add_funds_pending", "auto_recharge_saved",
+            "alert_settings_saved", "licences_result", "text")  # fmt: skip
+
+
+def test_a_finished_card_is_a_summary_without_buttons():
+    t = L10N.translator("en-US")
+    finished = [(name, card) for name, card in _rendered(t) if name in FINISHED]
+    assert {name for name, _ in finished} == set(FINISHED)
+    assert [(name, list(_actions(card))) for name, card in finished if list(_actions(card))] == []
+    paid = [card for name, card in _rendered(t) if name == "add_funds_confirm"][-1]
+    assert card_texts(paid)[0] == t("confirm.paid_title") and list(_actions(paid)) == []
+
+
+def test_the_status_card_refreshes_itself_for_the_admins_it_lists():
+    t = L10N.translator("en-US")
+    card = next(card for name, card in _rendered(t) if name == "status")
+    refresh = card["refresh"]
+    assert refresh["action"] == {
+        "type": "Action.Execute",
+        "verb": Verb.REFRESH.value,
+        "data": {"refresh": "status"},
+    }
+    assert len(refresh["userIds"]) == 60
 
 
 def test_the_language_chooser_never_puts_automatic_between_two_languages():

@@ -1,7 +1,9 @@
 """What the chaos run does to the service, for a bounded time, and what it saw happen.
 
 Per tenant, an admin's chat (installing the bot, orders whose confirmation is pressed twice and
-delivered to both instances, auto-recharge turned on, usage files sent as attachments) and the
+delivered to both instances, auto-recharge turned on, usage files sent as attachments; a card's
+button pressed as Teams does with Universal Actions, an `adaptiveCard/action` invoke answered
+with the next card, or as a client without them, its Action.Submit fallback) and the
 tenant's own tooling pushing usage to the HTTP endpoint; across tenants, an operator running
 command-line imports; and a killer: kill -9 of an instance at random, of the instance an alert
 post is held open for, of the instance an import or an order is half-way through on, and of
@@ -44,6 +46,10 @@ BOT_ID = "28:chaos-bot"
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=120)
 # What `_request` answers for a 429, followed by the Retry-After it gave.
 THROTTLED = "throttled:"
+# The share of card presses sent as Teams sends an Action.Execute (an invoke); the others are
+# the Action.Submit fallback's message.
+INVOKE_SHARE = 0.5
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 EN = Localizer.from_directory().translator("en-US")
 
 
@@ -120,6 +126,8 @@ class Driver:
         self.removed: set[str] = set()
         """Tenants whose chat answered 403 at some point (alerts reach nobody until reinstall)."""
         self.stopping = False
+        self._answers: dict[str, dict[str, Any]] = {}
+        """The answer of each invoke that got one, by the invoke's id."""
         self._ids = itertools.count(1)
         self._cli_seconds: list[float] = []
         self._killing: set[str] = set()
@@ -227,6 +235,30 @@ class Driver:
             **fields,
         }
 
+    def _press(self, tenant: Tenant, data: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+        """A press on a card's button: an invoke (Universal Actions) or the fallback's message."""
+        if rng.random() < INVOKE_SHARE:
+            self.stats.note("press invoke")
+            value = {
+                "action": {"type": "Action.Execute", "verb": "form", "data": data},
+                "trigger": "manual",
+            }
+            return self._activity(
+                tenant, type="invoke", name="adaptiveCard/action", value=value, replyToId="card"
+            )
+        self.stats.note("press submit")
+        return self._activity(tenant, value=data)
+
+    def _replies(self, activity: dict[str, Any]) -> list[dict[str, Any]]:
+        """What a turn answered: the messages it posted, and the card its invoke answered with."""
+        replies = list(self.connector.replies.get(activity["id"], []))
+        answer = self._answers.get(activity["id"])
+        if answer is not None and answer.get("type") == ADAPTIVE_CARD:
+            replies.append(
+                {"attachments": [{"contentType": ADAPTIVE_CARD, "content": answer["value"]}]}
+            )
+        return replies
+
     async def _install(self, tenant: Tenant, rng: random.Random) -> bool:
         self.stats.note("install")
         activity = self._activity(tenant, type="installationUpdate", action="add")
@@ -238,13 +270,13 @@ class Driver:
         ask = self._activity(tenant, text=f"add funds {dollars}")
         if await self._post(first, ask) != "ok":
             return
-        place = _submit(self.connector.replies.get(ask["id"], []), "add_funds_confirm", "place")
+        place = _submit(self._replies(ask), "add_funds_confirm", "place")
         if place is None:
             self.stats.note("order without confirmation")
             return
         self.pressed.append((tenant.tenant_id, str(place.get("nonce"))))
-        press = self._activity(tenant, value=place)
-        again = self._activity(tenant, value=place)
+        press = self._press(tenant, place, rng)
+        again = self._press(tenant, place, rng)
         other = next((i for i in self.instances if i is not first), first)
         if rng.random() < 0.06:
             # Between the gateway's charge and the booking, if the moment is right.
@@ -263,23 +295,21 @@ class Driver:
         ask = self._activity(tenant, text="auto-recharge")
         if await self._post(instance, ask) != "ok":
             return False
-        cards = _cards(self.connector.replies.get(ask["id"], []))
-        form = _submit(self.connector.replies.get(ask["id"], []), "auto_recharge")
+        cards = _cards(self._replies(ask))
+        form = _submit(self._replies(ask), "auto_recharge")
         methods = [c["value"] for card in cards for c in _choices(card, "method")]
         cards_only = [m for m in methods if m.startswith("card:")]
         if form is None or not cards_only:
             return False
         # A trigger the usage crosses often, and a recharge that lifts the balance well above.
         values = {"enabled": "true", "recharge_with": "300.00", "trigger": "150.00"}
-        review = self._activity(tenant, value={**form, **values, "method": cards_only[0]})
+        review = self._press(tenant, {**form, **values, "method": cards_only[0]}, rng)
         if await self._post(instance, review) != "ok":
             return False
-        save = _submit(
-            self.connector.replies.get(review["id"], []), "auto_recharge_confirm", "save"
-        )
+        save = _submit(self._replies(review), "auto_recharge_confirm", "save")
         if save is None:
             return False
-        return await self._post(instance, self._activity(tenant, value=save)) == "ok"
+        return await self._post(instance, self._press(tenant, save, rng)) == "ok"
 
     async def _chat_import(self, tenant: Tenant, rng: random.Random) -> None:
         name, body = self._file(tenant, rng, chunks=2)
@@ -509,16 +539,26 @@ class Driver:
         return rng.choice(up or self.instances)
 
     async def _post(self, instance: Instance, activity: dict[str, Any]) -> str:
-        return await self._request(instance, "/api/messages", json=activity)
+        answer: dict[str, Any] = {}
+        outcome = await self._request(instance, "/api/messages", json=activity, answer=answer)
+        if activity.get("type") == "invoke" and answer:
+            self._answers[activity["id"]] = answer
+        return outcome
 
-    async def _request(self, instance: Instance, path: str, **kwargs: Any) -> str:
-        """ok, refused (nobody listening), cut (the instance died during it), or the error."""
+    async def _request(
+        self, instance: Instance, path: str, *, answer: dict | None = None, **kwargs: Any
+    ) -> str:
+        """ok, refused (nobody listening), cut (the instance died during it), or the error.
+        `answer` receives a JSON answer's object (an invoke's)."""
         assert self.session is not None
         generation = instance.generation
         try:
             async with self.session.post(instance.url + path, **kwargs) as response:
                 text = await response.text()
                 if response.status in (200, 201):
+                    if answer is not None and response.content_type == "application/json":
+                        body = json.loads(text)
+                        answer.update(body if isinstance(body, dict) else {})
                     return "ok"
                 if response.status == 429:
                     return THROTTLED + response.headers.get("Retry-After", "")
@@ -560,7 +600,7 @@ def _submit(replies: list[dict[str, Any]], form: str, action: str | None = None)
         for node in _walk(card):
             data = node.get("data")
             if (
-                node.get("type") == "Action.Submit"
+                node.get("type") == "Action.Execute"
                 and isinstance(data, dict)
                 and data.get("form") == form
                 and (action is None or data.get("action") == action)

@@ -192,3 +192,7 @@ def _print_minutes(stats: Stats, minutes: float) -> None:
         f"{kills / per:.1f} kills, {cut / per:.1f} requests cut "
         f"(totals {operations}, {kills}, {cut}; the table's last minute includes the settling)"
     )
+    out(
+        f"card presses: {totals['press invoke']} as Universal Actions invokes, "
+        f"{totals['press submit']} as Action.Submit messages"
+    )

@@ -80,7 +80,7 @@ async def test_the_whole_flow_in_english(client, connector, books):
     assert update.method == "PUT" and update.path.endswith("/activities/activity-2")
     receipt = chat.last_card()
     assert EN("receipt.title") in card_texts(receipt)
-    assert EN("receipt.recommend_auto_recharge") in card_texts(receipt)
+    assert EN("receipt.recommend_auto_recharge", command="auto-recharge") in card_texts(receipt)
 
     account, lots, entries = await books()
     assert account.balance_minor == 125050

@@ -18,7 +18,7 @@ from dialogs.usage import chart_view
 from locales import LANGUAGES, Localizer
 from tests.fakes.connector import card_texts
 from tests.support import activities
-from tests.support.chat import Chat, submit_data
+from tests.support.chat import Chat, answered_card, input_values, submit_data
 from tests.support.usage_files import ROWS, export
 
 EN = Localizer.from_directory().translator("en-US")
@@ -137,6 +137,71 @@ async def test_after_an_import_usage_recommends_funding_and_status_shows_runway(
     await chat.say("status")
     status = card_texts(chat.last_card())
     assert EN("status.runway") in status
+
+
+async def test_turn_on_auto_recharge_is_filled_in_with_what_usage_recommends(
+    chat_client, connector, files
+):
+    """Issue 14: the alert's "Turn on auto-recharge" opened the form with the old values. It
+    opens it switched on, with the trigger and amount of the usage's recommendation, saying
+    where they come from; typed, the form is filled in the same way while auto-recharge is
+    off, and keeps the saved values once it is on."""
+    stored, base = files
+    stored["calls.csv"] = export(ROWS)
+    chat = Chat(chat_client, connector)
+    await fund(chat)
+    await chat._post(file_message(connector.url, f"{base}/calls.csv", "calls.csv"))
+    await chat.say("usage")
+    advice = next(t for t in card_texts(chat.last_card()) if t.startswith("Suggested auto"))
+    recharge, trigger = (part.split()[0].rstrip(".") for part in advice.split("$")[1:3])
+    command = EN("command.usage").split("|")[0]
+    # Where the numbers come from: the usage, over the lead time (RECHARGE_LEAD_DAYS, 7).
+    said = EN.ngettext(
+        "auto_recharge.recommended", 7, days="7", busy="", average="", command=command
+    ).split(":")[0]
+
+    # The alert's button: the form opens below the alert, switched on and filled in.
+    await chat.execute({"command": "auto_recharge", "turn_on": "true"}, verb="open")
+    form = chat.last_card()
+    values = input_values(form)
+    assert (values["enabled"], values["recharge_with"], values["trigger"]) == (
+        "true",
+        recharge,
+        trigger,
+    )
+    [line] = [text for text in card_texts(form) if text.startswith(said)]
+    assert "covers 7 days of spending on a busy day" in line
+
+    # Typed, with auto-recharge off: filled in the same way, but not switched on.
+    await chat.say("auto-recharge")
+    typed = chat.last_card()
+    assert input_values(typed)["enabled"] == "false"
+    assert (input_values(typed)["recharge_with"], input_values(typed)["trigger"]) == (
+        recharge,
+        trigger,
+    )
+
+    # Saved with other amounts: from then on the form keeps them, and only mentions the
+    # recommendation.
+    confirm = answered_card(
+        await chat.press(
+            typed, EN("auto_recharge.review"), enabled="true", recharge_with="900", trigger="90"
+        )
+    )
+    answered_card(await chat.press(confirm, EN("auto_recharge.save")))
+    await chat.say("auto-recharge")
+    kept = chat.last_card()
+    assert (input_values(kept)["recharge_with"], input_values(kept)["trigger"]) == (
+        "900.00",
+        "90.00",
+    )
+    hint = EN(
+        "auto_recharge.recommendation_hint",
+        recharge=f"${recharge}",
+        trigger=f"${trigger}",
+        command=command,
+    )
+    assert hint in card_texts(kept)
 
 
 @pytest.mark.parametrize("tag", [lang.tag for lang in LANGUAGES])

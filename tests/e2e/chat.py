@@ -28,11 +28,14 @@ class Chat:
     DOM (Playground 0.2.28): every message sits in a container whose first child is
     `[aria-label="Message header"]`; the bot's header also holds `[aria-label="Message author"]`,
     the user's does not. Adaptive Cards render buttons with role=button and the action title as
-    the accessible name, and `style: heading` TextBlocks as role=heading. The compose box is the
-    only role=textbox; the send button is named "Send Message".
+    the accessible name, and `style: heading` TextBlocks as role=heading. The compose box is a
+    rich-text editor (a contenteditable role=textbox; a form's text inputs are textboxes too);
+    the send button is named "Send Message". A press on an Action.Execute changes its card in
+    place (the same message), with a note under it.
     """
 
     BOT_MESSAGE = 'div:has(> [aria-label="Message header"] > [aria-label="Message author"])'
+    COMPOSE_BOX = 'div[role="textbox"][contenteditable="true"]'
 
     def __init__(self, page) -> None:
         self.page = page
@@ -47,7 +50,7 @@ class Chat:
     def send(self, text: str) -> int:
         """Type `text` and send it; returns how many bot messages there were before."""
         before = self.count()
-        box = self.page.get_by_role("textbox")
+        box = self.page.locator(self.COMPOSE_BOX)
         box.click()
         self.page.keyboard.type(text)
         self.page.get_by_role("button", name="Send Message", exact=True).click()
@@ -81,6 +84,14 @@ class Chat:
         return self.wait_for_reply(
             after, lambda _i, text: wanted in text, f"the text {wanted!r}", timeout
         )
+
+    def wait_in(self, message, heading: str, timeout: float = REPLY_TIMEOUT) -> None:
+        """Wait until `message` (a card changed in place) shows a heading."""
+        message.get_by_role("heading", name=heading, exact=True).wait_for(timeout=timeout * 1000)
+
+    def headings(self, heading: str) -> int:
+        """How many cards in the chat show this heading."""
+        return self.page.get_by_role("heading", name=heading, exact=True).count()
 
     def wait_for_card(self, after: int, heading: str, timeout: float = REPLY_TIMEOUT) -> object:
         def has_heading(index: int, _text: str) -> bool:

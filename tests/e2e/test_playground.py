@@ -20,7 +20,7 @@ from bot.usage_api import tenant_key
 from credits.alerts import DEFAULT_THRESHOLD_PERCENT
 from locales import LANGUAGES, Localizer
 from scripts.playground import DEFAULT_TENANT_ID
-from tests.e2e.chat import Chat, normalize, plain
+from tests.e2e.chat import REPLY_TIMEOUT, Chat, normalize, plain
 from tests.e2e.conftest import ARTIFACTS, USAGE_API_SECRET
 from tests.usage.generate import COLUMNS
 
@@ -70,9 +70,10 @@ def test_welcome_help_menu_and_language(chat: Chat, localizer: Localizer) -> Non
     for language in LANGUAGES:
         assert chooser.get_by_role("button", name=language.native_name, exact=True).count() == 1
 
-    # Choosing Brazilian Portuguese is confirmed in Portuguese ...
+    # Choosing Brazilian Portuguese is confirmed in Portuguese, in place of the chooser ...
     before = chat.press(chooser, brazilian.native_name)
-    chat.wait_for_text(before, plain(pt.gettext("language.changed")))
+    chat.wait_for_text(before - 1, plain(pt.gettext("language.changed")))
+    assert chat.count() == before
 
     # ... and from then on the bot answers in Portuguese, to a Portuguese command.
     before = chat.send(first_word(pt, "command.help"))
@@ -89,17 +90,19 @@ def test_add_funds_and_assign_a_licence(chat: Chat, localizer: Localizer) -> Non
     before = chat.send(first_word(en, "command.add_funds") + " 500")
     confirm = chat.wait_for_card(before, en.gettext("confirm.title"))
     chat.press(confirm, en.gettext("confirm.place"))
-    chat.wait_for_card(0, en.gettext("receipt.title"), 30)
+    chat.wait_in(confirm, en.gettext("receipt.title"))
 
-    # Licences: tick the first eligible user, assign, confirm, read the per-user result.
+    # Licences: tick the first eligible user, assign, confirm, read the per-user result, all
+    # in the one card.
     before = chat.send(first_word(en, "command.licences"))
     listing = chat.wait_for_card(before, en.gettext("licences.title"), 30)
     listing.get_by_role("checkbox").first.check()
-    before = chat.press(listing, en.gettext("licences.assign"))
-    confirm = chat.wait_for_card(before, en.ngettext("licences.confirm_assign", 1, count=1), 30)
-    chat.press(confirm, en.gettext("licences.confirm"))
-    result = chat.wait_for_card(0, en.gettext("licences.result_title"), 30)
-    assert plain(en.gettext("licences.outcome.assigned")) in normalize(result.inner_text())
+    chat.press(listing, en.gettext("licences.assign"))
+    chat.wait_in(listing, en.ngettext("licences.confirm_assign", 1, count=1))
+    chat.press(listing, en.gettext("licences.confirm"))
+    chat.wait_in(listing, en.gettext("licences.result_title"))
+    assert plain(en.gettext("licences.outcome.assigned")) in normalize(listing.inner_text())
+    assert chat.count() == before + 1
     # Kept for a person to look at (tests/e2e/artifacts is not committed).
     chat.page.screenshot(path=str(ARTIFACTS / "licences-result.png"), full_page=True)
 
@@ -115,8 +118,9 @@ def test_add_funds_with_a_new_card_on_the_hosted_page(chat: Chat, localizer: Loc
     form = chat.wait_for_card(before, en.gettext("add_funds.title"), 30)
     form.get_by_label(en.gettext("add_funds.amount_label", currency="USD")).fill("250")
     form.get_by_role("radio", name=en.gettext("add_funds.method_new_card")).check()
-    before = chat.press(form, en.gettext("add_funds.review"))
-    confirm = chat.wait_for_card(before, en.gettext("confirm.title"), 30)
+    chat.press(form, en.gettext("add_funds.review"))
+    chat.wait_in(form, en.gettext("confirm.title"))
+    confirm = form
     assert plain(en.gettext("confirm.checkout_note")) in normalize(confirm.inner_text())
     assert confirm.get_by_role("textbox").count() == 0  # nothing to type in Teams
 
@@ -143,6 +147,40 @@ def test_add_funds_with_a_new_card_on_the_hosted_page(chat: Chat, localizer: Loc
     assert en.money(Decimal("250"), "USD") in normalize(receipt.inner_text())
     chat.wait_for_card(0, en.gettext("confirm.paid_title"), 30)
     chat.page.screenshot(path=str(ARTIFACTS / "receipt-after-hosted-page.png"), full_page=True)
+
+
+def test_add_funds_corrected_in_the_same_card(chat: Chat, localizer: Localizer) -> None:
+    """Issue 14: a wrong amount used to post a second form (and leave the first clickable).
+    With Universal Actions the error shows at its field in the same card, the amount is put
+    right there, and the order is placed from it: the chat holds one form, not two."""
+    en = localizer.translator("en-US")
+    chat.wait_for_card(0, en.gettext("welcome.title"))
+    before = chat.send(first_word(en, "command.add_funds"))
+    form = chat.wait_for_card(before, en.gettext("add_funds.title"))
+    messages = chat.count()
+    amount = en.gettext("add_funds.amount_label", currency="USD")
+
+    form.get_by_label(amount).fill("12.345")
+    chat.press(form, en.gettext("add_funds.review"))
+    error = en.ngettext("error.amount.too_many_decimals", 2, decimals=en.number(2))
+    form.get_by_text(error, exact=True).wait_for(timeout=REPLY_TIMEOUT * 1000)
+    assert form.get_by_label(amount).input_value() == "12.345"  # the typed value kept
+    assert chat.count() == messages
+    chat.page.screenshot(path=str(ARTIFACTS / "add-funds-error-in-place.png"), full_page=True)
+
+    form.get_by_label(amount).fill("500")
+    chat.press(form, en.gettext("add_funds.review"))
+    chat.wait_in(form, en.gettext("confirm.title"))
+    chat.press(form, en.gettext("confirm.place"))
+    chat.wait_in(form, en.gettext("receipt.title"))
+
+    # One card went form → form with its error → confirmation → receipt; nothing else was
+    # posted, no form is left to press, and the receipt has no buttons.
+    assert chat.count() == messages
+    assert chat.headings(en.gettext("add_funds.title")) == 0
+    assert chat.headings(en.gettext("receipt.title")) == 1
+    assert form.locator(".ac-pushButton").count() == 0  # the card's own buttons (Adaptive Cards)
+    assert en.money(Decimal("500"), "USD") in normalize(form.inner_text())
 
 
 def pstn_export(charges: list[Decimal]) -> bytes:
@@ -201,10 +239,10 @@ def test_low_balance_alert_after_a_usage_import(chat: Chat, localizer: Localizer
     before = chat.press(welcome, en.gettext("menu.add_funds"))
     form = chat.wait_for_card(before, en.gettext("add_funds.title"), 30)
     form.get_by_label(en.gettext("add_funds.amount_label", currency="USD")).fill("100")
-    before = chat.press(form, en.gettext("add_funds.review"))
-    confirm = chat.wait_for_card(before, en.gettext("confirm.title"), 30)
-    chat.press(confirm, en.gettext("confirm.place"))
-    chat.wait_for_card(0, en.gettext("receipt.title"), 30)
+    chat.press(form, en.gettext("add_funds.review"))
+    chat.wait_in(form, en.gettext("confirm.title"))
+    chat.press(form, en.gettext("confirm.place"))
+    chat.wait_in(form, en.gettext("receipt.title"))
 
     # Usage worth $85 leaves $15, below the $20 threshold.
     threshold = purchase * DEFAULT_THRESHOLD_PERCENT / 100

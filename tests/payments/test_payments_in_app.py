@@ -336,6 +336,21 @@ async def test_a_declined_card_leaves_the_page_open_and_an_expired_page_fails_th
     assert order is None  # failed, not pending
 
 
+async def test_a_card_declined_on_stripes_page_is_never_offered(bot, connector, fake_stripe):
+    """Issue 14: a declined card must not join the saved cards. Stripe attaches a card to the
+    Customer only once a payment (or a setup) with it succeeded; the lists come from there."""
+    chat = Chat(bot, connector)
+    session_id = await new_card_order(chat)
+    assert not fake_stripe.complete_checkout_session(session_id, "4000000000000002").succeeded
+    await fake_stripe.settle()
+
+    for command in ("add funds", "auto-recharge"):
+        await chat.say(command)
+        offered = [c["title"] for c in choices(chat.last_card(), "method") or []]
+        assert not any("0002" in title for title in offered), (command, offered)
+    assert (await bot.app[SERVICES].accounts.sync_cards(TENANT)).cards == ()
+
+
 # --- saved cards, off session ---------------------------------------------------------------------
 
 

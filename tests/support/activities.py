@@ -152,3 +152,40 @@ def renamed(
         "locale": "en-US",
         "channelData": channel_data,
     }
+
+
+def invoke(
+    service_url: str,
+    *,
+    verb: str,
+    data: Any,
+    reply_to: str | None = "activity-1",
+    trigger: str = "manual",
+    locale: str = "en-US",
+    tenant: str | None = TENANT,
+    conversation_id: str = "a:personal-chat-1",
+    conversation_type: str = "personal",
+    user_id: str = "29:user-1",
+) -> dict[str, Any]:
+    """A press on an Action.Execute (or a card's refresh, `trigger` "automatic"), as Teams sends
+    it: an `adaptiveCard/action` invoke whose `value.action.data` is the button's data merged
+    with the card's inputs, `replyToId` the card's message."""
+    activity = message(
+        service_url,
+        locale=locale,
+        tenant=tenant,
+        conversation_id=conversation_id,
+        conversation_type=conversation_type,
+        user_id=user_id,
+    )
+    activity.update(
+        type="invoke",
+        name="adaptiveCard/action",
+        value={
+            "action": {"type": "Action.Execute", "id": "", "verb": verb, "data": data},
+            "trigger": trigger,
+        },
+    )
+    if reply_to is not None:
+        activity["replyToId"] = reply_to
+    return activity

@@ -8,6 +8,10 @@ from locales import LANGUAGES, Translator
 
 _METHODS = [
     {"value": "card:card-1", "title": "Visa ending in 4242 (expires 12/2029)"},
+    {
+        "value": "card:card-2",
+        "title": "Mastercard ending in 4444 (expires 01/2031) · last payment failed on Nov 3, 2026",
+    },
     {"value": "agreement:EA-4471-2210", "title": "Enterprise Agreement EA-4471-2210"},
     {"value": "new_card", "title": "A new card"},
 ]
@@ -40,7 +44,17 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
         "currency": "USD",
         "limits": t("add_funds.limits", minimum="$50.00", maximum="$100,000.00"),
         "methods": _METHODS,
+        "expired": [],
     }
+    expired = [t("add_funds.card_expired", card="Visa ending in 0069 (expires 01/2025)")]
+    recommended = t.ngettext(
+        "auto_recharge.recommended",
+        7,
+        days=7,
+        busy="$120.00",
+        average="$95.00",
+        command=t("command.usage").split("|")[0],
+    )
     users = [
         {
             "value": f"user-{i}",
@@ -142,6 +156,8 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
             )
             for flag in (True, False)
         ],
+        ("text", {"text": t("cancelled")}),
+        ("text", {"text": t("help.text")}),
         ("welcome", {}),
         ("welcome", {"channel": True}),
         ("menu", {"message": None}),
@@ -165,7 +181,8 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                     "po": "PO-1",
                     "save_card": "false",
                 },
-                "errors": errors,
+                "errors": {**errors, "po": t("error.po_with_card")},
+                "expired": expired,
             },
         ),
         (
@@ -235,6 +252,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "recent": recent,
                 "runway": t.ngettext("usage.runway_days", 25, days="25"),
                 "owed": "$300.00",
+                "refresh_users": [f"29:1a{i:02d}" + "b" * 40 for i in range(60)],
             },
         ),
         (
@@ -248,6 +266,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "recent": [],
                 "runway": "",
                 "owed": "",
+                "refresh_users": ["29:1abc"],
             },
         ),
         # auto-recharge: the form empty and with every error, without saved methods, the
@@ -263,9 +282,11 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                     "methods": methods,
                     "values": values,
                     "errors": errors,
+                    "recommendation": recommendation,
+                    "expired": expired if recommendation else [],
                 },
             )
-            for methods, values, errors in (
+            for methods, values, errors, recommendation in (
                 (
                     _METHODS[:2],
                     {
@@ -275,6 +296,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                         "method": "card:card-1",
                     },
                     {},
+                    recommended,
                 ),
                 (
                     _METHODS[:2],
@@ -291,11 +313,18 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                         "trigger": t("error.trigger.above_maximum", maximum="$100,000.00"),
                         "method": t("error.method.unknown"),
                     },
+                    t(
+                        "auto_recharge.recommendation_hint",
+                        recharge="$3,000.00",
+                        trigger="$700.00",
+                        command="usage",
+                    ),
                 ),
                 (
                     [],
                     {"enabled": "false", "recharge_with": "", "trigger": "", "method": ""},
                     {"method": t("error.method.unknown")},
+                    "",
                 ),
             )
         ],
