@@ -321,3 +321,25 @@ async def test_the_changes_list_says_who_changed_what(client, connector, store):
     changes = [text for text in texts if "4242" in text]
     assert len(changes) == 1 and "$500.00" in changes[0] and "$100.00" in changes[0]
     assert EN.ngettext("history.changes_page", 1, page="1", pages="1", total="1") in texts
+
+
+async def test_alert_settings_saved_in_chat_are_in_the_changes_with_who_saved_them(
+    client, connector
+):
+    from credits.alerts import CHOOSABLE_KINDS
+    from tests.support.chat import submit_data
+
+    chat = Chat(client, connector)
+    await chat.say(EN("command.alerts").split("|")[0])
+    form = chat.last_card()
+    kinds = {f"kind_{kind.value}": "true" for kind in CHOOSABLE_KINDS}
+    kinds["kind_funds_expiring"] = "false"
+    await chat.submit({**submit_data(form, "alert_settings"), **kinds, "thresholds": "500; 100"})
+
+    card = answered_card(await chat.press(await open_history(chat), EN("history.show_changes")))
+
+    lines = [text for text in card_texts(card) if "$500.00" in text]
+    assert len(lines) == 1, card_texts(card)
+    assert "$100.00" in lines[0] and EN("alert.funds_expiring.title") in lines[0]
+    # Who: the admin's name from the directory, not their object id.
+    assert "Alex Wilber" in lines[0] and activities.USER_AAD not in lines[0]
