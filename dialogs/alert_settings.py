@@ -128,16 +128,19 @@ class AlertSettingsDialog(ComponentDialog):
     async def save(self, turn_context: TurnContext, preferences: AlertPreferences) -> None:
         tenant_id = tenant_id_of(turn_context.activity) or ""
         admin = actor_of(turn_context)
+        before = await self._alerts.preferences(tenant_id, admin)
         await self._alerts.save_preferences(tenant_id, admin, preferences)
         account = await rules.sync_account_thresholds(
             self._repo, tenant_id, self._alerts.all_preferences
         )
-        await self._audit.record(
-            tenant_id,
-            admin,
-            AuditAction.ALERT_SETTINGS,
-            alert_settings_details(preferences, account.currency),
-        )
+        if preferences != before:
+            # Only a change is audited: the same save pressed or delivered again is not one.
+            await self._audit.record(
+                tenant_id,
+                admin,
+                AuditAction.ALERT_SETTINGS,
+                alert_settings_details(preferences, account.currency),
+            )
         logger.info("alert preferences saved for an admin of tenant %s", tenant_id)
         await show(
             turn_context,

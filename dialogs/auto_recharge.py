@@ -180,17 +180,21 @@ class AutoRechargeDialog(ComponentDialog):
         tenant_id = tenant_id_of(turn_context.activity)
         t = translator_of(turn_context)
         try:
-            account = await rules.save(self._repo, tenant_id, settings, self._today())
+            result = await rules.save(self._repo, tenant_id, settings, self._today())
         except rules.MethodUnavailable:
             logger.warning("auto-recharge method left the account of tenant %s", tenant_id)
             await say(turn_context, t("auto_recharge.expired_form"))
             return
-        await self._audit.record(
-            tenant_id,
-            actor_of(turn_context),
-            AuditAction.AUTO_RECHARGE,
-            auto_recharge_details(account),
-        )
+        account = result.account
+        if result.changed:
+            # Only a change is audited: the same save delivered again (which may run on two
+            # turns at once, one losing the dialog state's race afterwards) writes nothing.
+            await self._audit.record(
+                tenant_id,
+                actor_of(turn_context),
+                AuditAction.AUTO_RECHARGE,
+                auto_recharge_details(account),
+            )
         saved = account.auto_recharge
         card = self._cards.attachment(
             "auto_recharge_saved",

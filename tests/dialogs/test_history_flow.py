@@ -343,3 +343,23 @@ async def test_alert_settings_saved_in_chat_are_in_the_changes_with_who_saved_th
     assert "$100.00" in lines[0] and EN("alert.funds_expiring.title") in lines[0]
     # Who: the admin's name from the directory, not their object id.
     assert "Alex Wilber" in lines[0] and activities.USER_AAD not in lines[0]
+
+
+async def test_saving_the_same_alert_settings_again_is_not_a_change(client, connector):
+    from credits.alerts import CHOOSABLE_KINDS
+    from tests.support.chat import submit_data
+
+    chat = Chat(client, connector)
+    kinds = {f"kind_{kind.value}": "true" for kind in CHOOSABLE_KINDS}
+    for thresholds in ("500", "500", "200"):
+        await chat.say(EN("command.alerts").split("|")[0])
+        form = chat.last_card()
+        await chat.submit(
+            {**submit_data(form, "alert_settings"), **kinds, "thresholds": thresholds}
+        )
+
+    card = answered_card(await chat.press(await open_history(chat), EN("history.show_changes")))
+
+    texts = card_texts(card)
+    assert EN.ngettext("history.changes_page", 2, page="1", pages="1", total="2") in texts
+    assert [t for t in texts if "$200.00" in t] and len([t for t in texts if "$500.00" in t]) == 1
