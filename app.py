@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import socket
 import sys
 import uuid
@@ -27,6 +28,7 @@ from bot.activity_handler import CreditsBot
 from bot.adapter import AdapterWithErrorHandler
 from bot.alert_dispatch import AlertDispatcher, Wakeups
 from bot.checkout_notices import CheckoutNotices, NoticeFailed
+from bot.history_export import HistoryExport
 from bot.http_guards import (
     HttpLimits,
     activity_problem,
@@ -48,6 +50,7 @@ from credits.accounts import AccountService, no_seed
 from credits.auto_recharge import AutoRecharger
 from credits.directory import Directory, DirectoryError
 from credits.expiry import ExpiryJob
+from credits.export_links import EXPORT_PATH, ExportLinks
 from credits.jobs import Job, JobRunner
 from credits.licence_service import LicenceService
 from credits.money import Money
@@ -70,6 +73,8 @@ from dialogs.auto_recharge import CONFIRM as AUTO_RECHARGE_CONFIRM
 from dialogs.auto_recharge import AutoRechargeDialog
 from dialogs.channels import TeamRoster
 from dialogs.commands import Command, CommandParser
+from dialogs.history import VIEW as HISTORY_VIEW
+from dialogs.history import HistoryView
 from dialogs.language import LanguageDialog, LanguagePreference
 from dialogs.licences import LicencesDialog
 from dialogs.main_dialog import MainDialog
@@ -142,6 +147,8 @@ class Services:
     """Every processor event goes through it: the webhook, the sandbox page, recovery."""
     payment_webhook: Callable[[web.Request], Awaitable[web.StreamResponse]]
     return_pages: ReturnPages
+    history_export: HistoryExport
+    """The CSV of a period, behind a signed link."""
     sandbox_page: SandboxPage | None
     close: Callable[[], Awaitable[None]]
 
@@ -178,6 +185,7 @@ def create_app(
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/tenants/{tenant}/usage", usage_upload)
+    app.router.add_get(EXPORT_PATH, history_export)
     # The pages the card processor sends the admin back to, and the processor's events.
     app.router.add_get(DONE, payment_done)
     app.router.add_get(CANCELLED, payment_cancelled)
@@ -325,6 +333,8 @@ class Shared:
     licences: LicenceService
     advisor: FundingAdvisor
     wakeups: Wakeups
+    links: ExportLinks
+    """Signs and checks the download links of the history export."""
 
 
 def build_services(
@@ -400,6 +410,9 @@ def build_services(
             gateway, payments, errors=(AzureError, ConcurrencyConflict)
         ),
         return_pages=ReturnPages(shared.localizer),
+        history_export=HistoryExport(
+            shared.links, shared.credits.repository, shared.localizer, clock=_utcnow
+        ),
         sandbox_page=sandbox_page,
         close=shared.credits.close,
     )
@@ -429,7 +442,17 @@ def _shared(settings: Settings, store: TableStore, directory: Directory) -> Shar
             licensed_users=licences.licensed_count,
         ),
         wakeups=wakeups,
+        links=ExportLinks(_export_secret(settings), settings.public_base_url),
     )
+
+
+def _export_secret(settings: Settings) -> str:
+    """The secret of the export links: the setting (required with an app id, where every
+    instance must agree), else one of this process's own (the local stack is one process)."""
+    if settings.export_url_secret:
+        return settings.export_url_secret
+    logger.info("export links are signed with a secret of this process (EXPORT_URL_SECRET)")
+    return secrets.token_urlsafe(32)
 
 
 def _main_dialog(
@@ -455,6 +478,7 @@ def _main_dialog(
         maximum=lambda currency: _maximum(settings, currency),
         advisor=shared.advisor,
         clock=_utcnow,
+        audit=stores.audit,
     )
     usage = UsageChat(
         _import_file(credits),
@@ -470,6 +494,17 @@ def _main_dialog(
         stores.conversations,
         cards,
         maximum=lambda currency: _maximum(settings, currency),
+        audit=stores.audit,
+    )
+    history = HistoryView(
+        credits.accounts,
+        credits.repository,
+        stores.audit,
+        shared.directory,
+        stores.conversations,
+        cards,
+        shared.links,
+        clock=_utcnow,
     )
     status = StatusReply(
         credits.accounts,
@@ -491,12 +526,13 @@ def _main_dialog(
         replies={
             Command.STATUS: status,
             Command.USAGE: usage,
-            Command.ALERTS_HERE: AlertsHere(stores.conversations, roster),
-            Command.STOP_ALERTS_HERE: AlertsHere(stores.conversations, roster),
+            Command.ALERTS_HERE: AlertsHere(stores.conversations, roster, stores.audit),
+            Command.STOP_ALERTS_HERE: AlertsHere(stores.conversations, roster, stores.audit),
             Command.ALERT_HISTORY: AlertHistory(stores.alerts, stores.conversations, cards),
             Command.UPDATE_PAYMENT_METHOD: UpdatePaymentMethod(
                 credits.accounts, stores.checkout_cards, cards
             ),
+            Command.HISTORY: history,
         },
         orphan_submits={
             CONFIRM: lambda tc, value: add_funds.replay_confirmation(tc, value.get("nonce")),
@@ -506,6 +542,7 @@ def _main_dialog(
         authorize=_admins_only(shared.admins),
         on_file=usage.on_file,
         refreshers={"status": status},
+        views={HISTORY_VIEW: history.on_press},
     )
 
 
@@ -680,6 +717,10 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 async def usage_upload(request: web.Request) -> web.StreamResponse:
     return await request.app[SERVICES].usage_upload(request)
+
+
+async def history_export(request: web.Request) -> web.StreamResponse:
+    return await request.app[SERVICES].history_export(request)
 
 
 async def payment_webhook(request: web.Request) -> web.StreamResponse:

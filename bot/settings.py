@@ -106,6 +106,11 @@ class Settings:
     """`USAGE_API_SECRET`: enables `POST /api/tenants/{tenant}/usage`; each tenant's key is
     derived from it (`python -m scripts.usage key --tenant ID` prints one). Empty: disabled."""
 
+    export_url_secret: str = ""
+    """`EXPORT_URL_SECRET`: signs the download links of `history`'s CSV export (15 minutes, one
+    tenant's books each). Required with an app id, where instances must agree on it; in
+    unauthenticated local mode, left empty, each process makes its own."""
+
     usage_download_hosts: tuple[str, ...] = ("sharepoint.com",)
     """`USAGE_DOWNLOAD_HOSTS`: hosts (and their subdomains) a file sent in chat is fetched from;
     comma-separated. Teams keeps chat files in SharePoint."""
@@ -200,6 +205,7 @@ class Settings:
             role_cache_seconds=_seconds("ROLE_CACHE_SECONDS", text("ROLE_CACHE_SECONDS", "300")),
             recharge_lead_days=_days("RECHARGE_LEAD_DAYS", text("RECHARGE_LEAD_DAYS", "7")),
             usage_api_secret=_secret("USAGE_API_SECRET", values.get("USAGE_API_SECRET", "")),
+            export_url_secret=_secret("EXPORT_URL_SECRET", values.get("EXPORT_URL_SECRET", "")),
             payment_gateway=_choice(
                 "PAYMENT_GATEWAY",
                 text("PAYMENT_GATEWAY")
@@ -258,6 +264,12 @@ class Settings:
                 "and MicrosoftAppPassword) to read users and roles from Microsoft Graph"
             )
         self._validate_payments()
+        if self.microsoft_app_id and not self.export_url_secret:
+            raise SettingsError(
+                "EXPORT_URL_SECRET is required when MicrosoftAppId is set: it signs the download "
+                "links of the history export, and every instance must know it (a random secret "
+                "of at least 32 characters, such as the output of `openssl rand -base64 32`)"
+            )
         if self.purchase_minimum > self.purchase_maximum:
             raise SettingsError("PURCHASE_MINIMUM must not exceed PURCHASE_MAXIMUM")
         if self.storage_account_url and not self.storage_account_url.startswith(
@@ -301,13 +313,15 @@ class Settings:
         conn = "***" if self.storage_connection_string else ""
         stripe_key = "***" if self.stripe_secret_key else ""
         webhook = "***" if self.stripe_webhook_secret else ""
+        export = "***" if self.export_url_secret else ""
         return (
             f"Settings(app_id={self.microsoft_app_id!r}, app_type={self.microsoft_app_type!r}, "
             f"password={secret!r}, storage_connection_string={conn!r}, "
             f"storage_account_url={self.storage_account_url!r}, host={self.host!r}, "
             f"port={self.port}, unauthenticated={self.dangerously_allow_unauthenticated}, "
             f"payment_gateway={self.payment_gateway!r}, stripe_secret_key={stripe_key!r}, "
-            f"stripe_webhook_secret={webhook!r}, public_base_url={self.public_base_url!r})"
+            f"stripe_webhook_secret={webhook!r}, export_url_secret={export!r}, "
+            f"public_base_url={self.public_base_url!r})"
         )
 
 

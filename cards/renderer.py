@@ -28,6 +28,7 @@ MENU_COMMANDS: tuple[str, ...] = (
     "licences",
     "usage",
     "alerts",
+    "history",
     "help",
 )
 

@@ -165,9 +165,17 @@ def apply(account: Account, settings: AutoRecharge) -> Account:
     return replace(account, auto_recharge=settings, recharge=recharge)
 
 
+@dataclass(frozen=True)
+class Saved:
+    account: Account
+    changed: bool
+    """False when the account already had these settings (a double press, or the same save
+    delivered twice at once): nothing was written, and there is nothing to audit."""
+
+
 async def save(
     repository: CreditsRepository, tenant_id: str, settings: AutoRecharge, today: date
-) -> Account:
+) -> Saved:
     """Save the settings on a fresh read of the account, retrying when it changed meanwhile.
 
     Saving the same settings again (a double press) writes nothing and changes nothing.
@@ -182,7 +190,7 @@ async def save(
             raise MethodUnavailable(settings.method_id)
         updated = apply(account, settings)
         if updated == account:
-            return account
+            return Saved(account, changed=False)
         try:
             saved = await repository.save_account(current, updated)
         except ConcurrencyConflict:
@@ -190,5 +198,5 @@ async def save(
         logger.info(
             "auto-recharge %s for tenant %s", "on" if settings.enabled else "off", tenant_id
         )
-        return saved.value
+        return Saved(saved.value, changed=True)
     raise ConcurrencyConflict(f"account of tenant {tenant_id} kept changing")

@@ -53,6 +53,12 @@ class CreditsRepository(Protocol):
     async def all_entries(self, tenant_id: str) -> list[LedgerEntry]:
         """Oldest first."""
 
+    async def ledger_entry(self, tenant_id: str, seq: int) -> LedgerEntry | None:
+        """One entry by its sequence number (a point read)."""
+
+    async def ledger_entries(self, tenant_id: str, first: int, last: int) -> list[LedgerEntry]:
+        """The entries numbered `first` to `last`, newest first (one range read)."""
+
     async def insert_order(self, order: Order) -> Versioned[Order] | None:
         """None when an order with this key exists: the insert is the duplicate detector."""
 

@@ -15,6 +15,7 @@ from botbuilder.core import TurnContext
 
 from cards import CardRenderer
 from credits.alerts import AlertStore, Delivery, DeliveryState
+from credits.audit import AuditAction, AuditTrail
 from credits.conversations import Conversations
 from credits.model import EventKind
 from dialogs.card_actions import say, show
@@ -41,9 +42,11 @@ class AlertsHere:
     """Subscribes or unsubscribes the channel the command was typed in (in whichever thread:
     the channel is one conversation)."""
 
-    def __init__(self, conversations: Conversations, roster: TeamRoster) -> None:
+    def __init__(self, conversations: Conversations, roster: TeamRoster, audit: AuditTrail) -> None:
+        """`audit` hears who sent alerts to which channel, or stopped them."""
         self._conversations = conversations
         self._roster = roster
+        self._audit = audit
 
     async def __call__(self, turn_context: TurnContext, parsed: ParsedCommand) -> None:
         t = translator_of(turn_context)
@@ -78,6 +81,12 @@ class AlertsHere:
             return
         await self._conversations.set_subscribed(
             tenant_id, place.conversation_id, subscribe, actor_of(turn_context)
+        )
+        await self._audit.record(
+            tenant_id,
+            actor_of(turn_context),
+            AuditAction.ALERTS_HERE if subscribe else AuditAction.STOP_ALERTS_HERE,
+            {"conversation_id": place.conversation_id},
         )
         if subscribe and place.team_id and not (stored is not None and stored.team_name):
             # A channel message names neither team nor channel: ask the roster, so that the

@@ -39,6 +39,7 @@ from credits.alerts import (
     AlertStore,
     default_thresholds,
 )
+from credits.audit import AuditAction, AuditTrail, alert_settings_details
 from credits.conversations import Conversations
 from credits.model import Account
 from credits.money import Money, currency_exponent
@@ -71,7 +72,9 @@ class AlertSettingsDialog(ComponentDialog):
         cards: CardRenderer,
         *,
         maximum: Callable[[str], Money],
+        audit: AuditTrail,
     ) -> None:
+        """`audit` hears who saved which alert settings (`history` shows them)."""
         super().__init__(AlertSettingsDialog.__name__)
         self._accounts = accounts
         self._repo = repository
@@ -79,6 +82,7 @@ class AlertSettingsDialog(ComponentDialog):
         self._conversations = conversations
         self._cards = cards
         self._maximum = maximum
+        self._audit = audit
         self.add_dialog(WaterfallDialog(WaterfallDialog.__name__, [self.form_step, self.save_step]))
         self.initial_dialog_id = WaterfallDialog.__name__
 
@@ -124,10 +128,19 @@ class AlertSettingsDialog(ComponentDialog):
     async def save(self, turn_context: TurnContext, preferences: AlertPreferences) -> None:
         tenant_id = tenant_id_of(turn_context.activity) or ""
         admin = actor_of(turn_context)
+        before = await self._alerts.preferences(tenant_id, admin)
         await self._alerts.save_preferences(tenant_id, admin, preferences)
         account = await rules.sync_account_thresholds(
             self._repo, tenant_id, self._alerts.all_preferences
         )
+        if preferences != before:
+            # Only a change is audited: the same save pressed or delivered again is not one.
+            await self._audit.record(
+                tenant_id,
+                admin,
+                AuditAction.ALERT_SETTINGS,
+                alert_settings_details(preferences, account.currency),
+            )
         logger.info("alert preferences saved for an admin of tenant %s", tenant_id)
         await show(
             turn_context,

@@ -33,13 +33,14 @@ from botbuilder.dialogs import (
 from cards import CardRenderer
 from credits import auto_recharge_settings as rules
 from credits.accounts import AccountService
+from credits.audit import AuditAction, AuditTrail, auto_recharge_details
 from credits.model import Account, AutoRecharge
 from credits.money import Money, currency_exponent
 from credits.recommendation import Advice, FundingAdvisor
 from credits.repository import CreditsRepository
 from dialogs.add_funds import _default_method, card_choices, card_label, expired_notes
 from dialogs.card_actions import note, say, show
-from dialogs.forms import amount_error, is_submit, text_of
+from dialogs.forms import actor_of, amount_error, is_submit, text_of
 from dialogs.turn import tenant_id_of, translator_of
 from locales import Translator
 
@@ -63,7 +64,9 @@ class AutoRechargeDialog(ComponentDialog):
         maximum: Callable[[str], Money],
         advisor: FundingAdvisor,
         clock: Callable[[], datetime],
+        audit: AuditTrail,
     ) -> None:
+        """`audit` hears who saved which settings (`history` shows them)."""
         super().__init__(AutoRechargeDialog.__name__)
         self._accounts = accounts
         self._repo = repository
@@ -72,6 +75,7 @@ class AutoRechargeDialog(ComponentDialog):
         self._maximum = maximum
         self._advisor = advisor
         self._clock = clock
+        self._audit = audit
         self.add_dialog(
             WaterfallDialog(
                 WaterfallDialog.__name__,
@@ -176,11 +180,21 @@ class AutoRechargeDialog(ComponentDialog):
         tenant_id = tenant_id_of(turn_context.activity)
         t = translator_of(turn_context)
         try:
-            account = await rules.save(self._repo, tenant_id, settings, self._today())
+            result = await rules.save(self._repo, tenant_id, settings, self._today())
         except rules.MethodUnavailable:
             logger.warning("auto-recharge method left the account of tenant %s", tenant_id)
             await say(turn_context, t("auto_recharge.expired_form"))
             return
+        account = result.account
+        if result.changed:
+            # Only a change is audited: the same save delivered again (which may run on two
+            # turns at once, one losing the dialog state's race afterwards) writes nothing.
+            await self._audit.record(
+                tenant_id,
+                actor_of(turn_context),
+                AuditAction.AUTO_RECHARGE,
+                auto_recharge_details(account),
+            )
         saved = account.auto_recharge
         card = self._cards.attachment(
             "auto_recharge_saved",

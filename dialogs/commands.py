@@ -29,6 +29,7 @@ class Command(StrEnum):
     ALERTS_HERE = "alerts_here"
     STOP_ALERTS_HERE = "stop_alerts_here"
     ALERT_HISTORY = "alert_history"
+    HISTORY = "history"
     UPDATE_PAYMENT_METHOD = "update_payment_method"
     LANGUAGE = "language"
     CANCEL = "cancel"

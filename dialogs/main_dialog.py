@@ -7,7 +7,9 @@ to the active flow, and with no active flow gets a hint and the menu.
 A press on a card arrives here as the message its Action.Submit would send, whether Teams sent
 it as an `adaptiveCard/action` invoke or not; where the answer goes (in place of the card, or
 below it) is decided by `dialogs/card_actions.py`. A card's refresh (`{"refresh": "status"}`)
-is answered by `on_refresh` with the card as it is now, and leaves any open flow as it was.
+is answered by `on_refresh` with the card as it is now, and leaves any open flow as it was. So
+is a press on a card that only shows something (a page of `history`, whose data names its view
+and what it shows): its view answers it, and an open form stays open.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ OnFile = Callable[[TurnContext, Attachment], Awaitable[None]]
 # Whether the sender may do anything beyond `help`: None when allowed, else the id of the
 # message that explains why not.
 Authorize = Callable[[TurnContext], Awaitable[str | None]]
+# Answers a press on a card that only shows something, given the press's data.
+View = Callable[[TurnContext, dict[str, Any]], Awaitable[None]]
 
 
 async def allow_everyone(_turn_context: TurnContext) -> str | None:
@@ -67,8 +71,10 @@ class MainDialog:
         authorize: Authorize = allow_everyone,
         on_file: OnFile | None = None,
         refreshers: dict[str, Reply] | None = None,
+        views: dict[str, View] | None = None,
     ) -> None:
-        """`refreshers` answer a card's refresh (by the name in its data: `status`)."""
+        """`refreshers` answer a card's refresh (by the name in its data: `status`); `views`
+        a press on a card that only shows something (by the `view` in its data: `history`)."""
         self._parser = parser
         self._cards = cards
         self._flows = flows
@@ -77,6 +83,7 @@ class MainDialog:
         self._authorize = authorize
         self._on_file = on_file
         self._refreshers = refreshers or {}
+        self._views = views or {}
         self._dialogs = DialogSet(dialog_state)
         for dialog in flows.values():
             self._dialogs.add(dialog)
@@ -94,6 +101,11 @@ class MainDialog:
                 return
             await dc.cancel_all_dialogs()
             await note(turn_context, translator_of(turn_context)(refusal))
+            return
+        value = turn_context.activity.value
+        view = value.get("view") if isinstance(value, dict) and "command" not in value else None
+        if isinstance(view, str) and view in self._views:
+            await self._views[view](turn_context, value)
             return
         command = self._command_of(turn_context)
 

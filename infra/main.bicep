@@ -74,6 +74,13 @@ param stripeWebhookSecret string = ''
 @description('Key Vault secret URI holding the Stripe webhook signing secret, used instead of stripeWebhookSecret.')
 param stripeWebhookSecretSecretUri string = ''
 
+@description('EXPORT_URL_SECRET: signs the 15-minute download links of the history CSV export; a random secret of at least 32 characters (openssl rand -base64 32). Leave empty when exportUrlSecretSecretUri is given.')
+@secure()
+param exportUrlSecret string = ''
+
+@description('Key Vault secret URI holding the export link secret, used instead of exportUrlSecret.')
+param exportUrlSecretSecretUri string = ''
+
 @description('PUBLIC_BASE_URL: the bot\'s https address as browsers reach it (Stripe Checkout sends admins back to it). Empty: the web app\'s own https://<name>.azurewebsites.net.')
 param publicBaseUrl string = ''
 
@@ -105,6 +112,7 @@ var port = '3978'
 var appPasswordSetting = empty(microsoftAppPasswordSecretUri) ? microsoftAppPassword : '@Microsoft.KeyVault(SecretUri=${microsoftAppPasswordSecretUri})'
 var stripeSecretKeySetting = empty(stripeSecretKeySecretUri) ? stripeSecretKey : '@Microsoft.KeyVault(SecretUri=${stripeSecretKeySecretUri})'
 var stripeWebhookSecretSetting = empty(stripeWebhookSecretSecretUri) ? stripeWebhookSecret : '@Microsoft.KeyVault(SecretUri=${stripeWebhookSecretSecretUri})'
+var exportUrlSecretSetting = empty(exportUrlSecretSecretUri) ? exportUrlSecret : '@Microsoft.KeyVault(SecretUri=${exportUrlSecretSecretUri})'
 // The web app's own host name, known before it exists (it cannot refer to itself).
 var publicBaseUrlSetting = empty(publicBaseUrl) ? 'https://${webAppName}.azurewebsites.net' : publicBaseUrl
 
@@ -214,6 +222,10 @@ resource webApp 'Microsoft.Web/sites@2023-12-01' = {
         {
           name: 'STRIPE_WEBHOOK_SECRET'
           value: stripeWebhookSecretSetting
+        }
+        {
+          name: 'EXPORT_URL_SECRET'
+          value: exportUrlSecretSetting
         }
         {
           name: 'PUBLIC_BASE_URL'

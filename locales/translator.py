@@ -6,7 +6,13 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from babel import Locale
-from babel.dates import format_date, format_datetime, format_interval, format_skeleton
+from babel.dates import (
+    format_date,
+    format_datetime,
+    format_interval,
+    format_skeleton,
+    format_time,
+)
 from babel.numbers import format_currency, format_decimal
 from babel.support import Translations
 
@@ -75,6 +81,14 @@ class Translator:
         """A period of days as the language writes it ("Nov 1 – 3"; one day: "Nov 1")."""
         skeleton = "yMMMd" if with_year else "MMMd"
         return format_interval(first, last, skeleton, locale=self._locale)
+
+    def month(self, value: date) -> str:
+        """A month and its year as the language writes them ("November 2026")."""
+        return format_skeleton("yMMMM", value, locale=self._locale)
+
+    def time(self, value: datetime) -> str:
+        """A time of day, short ("2:45 PM", "14:45"), in UTC."""
+        return format_time(value, format="short", locale=self._locale)
 
     def datetime(self, value: datetime) -> str:
         return format_datetime(value, format="medium", locale=self._locale)

@@ -70,6 +70,8 @@ SPEND = "spend-"
 OUTBOX = "outbox-"
 # Ledger row keys count down from here so that a plain ascending query lists newest first.
 _SEQ_CEILING = 10**18
+# One query page holds at most 1,000 entities.
+MAX_PAGE_ENTITIES = 1000
 # One entity-group transaction holds at most 100 operations.
 MAX_TRANSACTION_OPERATIONS = 100
 # Buckets read per request: at most 1 MiB of ids, so that no response (base64 in JSON, then
@@ -165,6 +167,28 @@ class TableCreditsRepository:
     async def all_entries(self, tenant_id: str) -> list[LedgerEntry]:
         entries = [_entry_from(e) async for e in self._query_prefix(tenant_id, LEDGER)]
         return sorted(entries, key=lambda entry: entry.seq)
+
+    async def ledger_entry(self, tenant_id: str, seq: int) -> LedgerEntry | None:
+        try:
+            entity = await self._table.get_entity(escape_key(tenant_id), _ledger_key(seq))
+        except ResourceNotFoundError:
+            return None
+        return _entry_from(entity)
+
+    async def ledger_entries(self, tenant_id: str, first: int, last: int) -> list[LedgerEntry]:
+        if last < first:
+            return []
+        # Keys count down, so the newest entry of the run has the lowest key.
+        query = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi",
+            parameters={
+                "pk": escape_key(tenant_id),
+                "lo": _ledger_key(last),
+                "hi": _ledger_key(first),
+            },
+            results_per_page=min(last - first + 1, MAX_PAGE_ENTITIES),
+        )
+        return [_entry_from(entity) async for entity in query]
 
     # --- orders -----------------------------------------------------------------------------
 
@@ -590,10 +614,14 @@ def _lot_from(entity: dict[str, Any]) -> Lot:
     )
 
 
+def _ledger_key(seq: int) -> str:
+    return f"{LEDGER}{_SEQ_CEILING - seq:019d}"
+
+
 def _entry_entity(tenant_id: str, entry: LedgerEntry) -> dict[str, Any]:
     return {
         "PartitionKey": escape_key(tenant_id),
-        "RowKey": f"{LEDGER}{_SEQ_CEILING - entry.seq:019d}",
+        "RowKey": _ledger_key(entry.seq),
         "Seq": _int64(entry.seq),
         "Kind": entry.kind.value,
         "AmountMinor": _int64(entry.amount_minor),

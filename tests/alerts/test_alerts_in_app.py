@@ -94,6 +94,21 @@ async def test_a_subscribed_channel_hears_alerts_and_history_shows_them(api, con
     await wait_for_alert(connector, PERSONAL, "alert.balance_zero.title")
     assert alert_cards(connector, CHANNEL, "alert.balance_zero.title") == []
 
+    # `history` lists who sent alerts to the channel and who stopped them, once each.
+    from datetime import UTC, datetime
+
+    from credits.history import Period
+    from tests.support.chat import Chat, answered_card
+
+    month = Period.this_month(datetime.now(UTC).date())
+    view = {"view": "history", "first": str(month.first), "last": str(month.last)}
+    answer = await Chat(api, connector).execute({**view, "list": "changes", "action": "page"})
+    texts = card_texts(answered_card(answer))
+    channel = EN("history.a_channel")  # Teams named it in none of these messages
+    for action in ("alerts_here", "stop_alerts_here"):
+        what = EN(f"history.audit.{action}", channel=channel)
+        assert sum(1 for text in texts if text.endswith(what)) == 1, (what, texts)
+
 
 async def test_a_non_admin_cannot_subscribe_a_channel(api, connector):
     activity = activities.message(

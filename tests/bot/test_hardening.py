@@ -65,6 +65,7 @@ def teams_settings(azurite, table_prefix, bot_keys) -> Settings:
             "STRIPE_SECRET_KEY": "sk_test_not_used",
             "STRIPE_WEBHOOK_SECRET": "whsec_not_used",
             "PUBLIC_BASE_URL": "https://ccbot.example",
+            "EXPORT_URL_SECRET": "export-links-7f3a9c2e5b1d8f4a6c0e2b9d",
         }
     )
 

@@ -162,6 +162,7 @@ async def test_an_app_id_requires_a_token(aiohttp_client, azurite, table_prefix,
             "STRIPE_SECRET_KEY": "sk_test_not_used",
             "STRIPE_WEBHOOK_SECRET": "whsec_not_used",
             "PUBLIC_BASE_URL": "https://ccbot.example",
+            "EXPORT_URL_SECRET": "export-links-7f3a9c2e5b1d8f4a6c0e2b9d",
         }
     )
     client = await aiohttp_client(create_app(settings))

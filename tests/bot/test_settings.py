@@ -13,10 +13,13 @@ PAYMENTS = {
     "STRIPE_WEBHOOK_SECRET": "whsec_Signing",
     "PUBLIC_BASE_URL": "https://ccbot.azurewebsites.net/",
 }
+# With an app id several instances may serve the export links: they share its secret.
+EXPORTS = {"EXPORT_URL_SECRET": "export-links-7f3a9c2e5b1d8f4a6c0e2b9d"}
 APP = {
     "MicrosoftAppId": "11111111-2222-3333-4444-555555555555",
     "MicrosoftAppPassword": "s3cr3t",
     **PAYMENTS,
+    **EXPORTS,
 }
 
 
@@ -86,6 +89,7 @@ def test_user_assigned_msi_needs_no_password():
             "GRAPH_CLIENT_ID": "graph-app",
             "GRAPH_CLIENT_SECRET": "graph-secret",
             **PAYMENTS,
+            **EXPORTS,
         }
     )
     assert settings.microsoft_app_type == "UserAssignedMSI"
@@ -150,6 +154,26 @@ def test_a_random_usage_secret_is_accepted():
     for _ in range(50):
         secret = secrets.token_hex(16)  # 32 characters of 16 possible
         assert Settings.from_mapping({**LOCAL, "USAGE_API_SECRET": secret}).usage_api_secret
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"EXPORT_URL_SECRET": ""}, "EXPORT_URL_SECRET is required"),
+        ({"EXPORT_URL_SECRET": "short-but-varied-9x"}, "EXPORT_URL_SECRET.*32 characters"),
+        ({"EXPORT_URL_SECRET": "ab" * 20}, "EXPORT_URL_SECRET.*random secret"),
+    ],
+)
+def test_an_export_secret_is_required_with_an_app_id_and_must_be_random(changes, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_mapping({**STORAGE, **APP, **changes})
+
+
+def test_the_export_secret_is_optional_locally_and_never_shown():
+    assert Settings.from_mapping(LOCAL).export_url_secret == ""
+    settings = Settings.from_mapping({**STORAGE, **APP})
+    assert settings.export_url_secret == EXPORTS["EXPORT_URL_SECRET"]
+    assert EXPORTS["EXPORT_URL_SECRET"] not in repr(settings)
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,28 @@ async def repo(settings):
     await store.close()
 
 
+@pytest.fixture
+async def audit(settings):
+    """What the audit log holds for the tenant (what `history` lists as changes)."""
+    from datetime import UTC, datetime
+
+    from storage.audit import AuditLog
+
+    store = TableStore.from_settings(
+        connection_string=settings.storage_connection_string,
+        account_url="",
+        prefix=settings.table_prefix,
+    )
+    log = AuditLog(store.table(store.names.audit), clock=lambda: datetime.now(UTC))
+
+    async def entries():
+        start, end = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+        return await log.between(activities.TENANT, start, end, 100)
+
+    yield entries
+    await store.close()
+
+
 async def stored(repo, tenant=activities.TENANT):
     account = await repo.get_account(tenant)
     assert account is not None
@@ -323,7 +345,7 @@ async def test_a_recharge_that_cannot_lift_the_balance_is_warned_about(
     assert (await stored(repo)).auto_recharge.enabled
 
 
-async def test_turning_it_off_says_plainly_what_stops(client, connector, repo):
+async def test_turning_it_off_says_plainly_what_stops(client, connector, repo, audit):
     chat = Chat(client, connector)
     await open_form(chat)
     on = AutoRecharge(True, 50000, 10000, "agreement:EA-4471-2210")
@@ -342,6 +364,7 @@ async def test_turning_it_off_says_plainly_what_stops(client, connector, repo):
     assert EN("status.auto_recharge_off") in saved and EN("auto_recharge.warning.off") in saved
     # Off; the amounts and method are kept for the day it is turned on again.
     assert (await stored(repo)).auto_recharge == replace(on, enabled=False)
+    assert [c.details for c in await audit()] == [{"enabled": False, "currency": "USD"}]
     await chat.say("status")
     assert EN("status.auto_recharge_off") in chat.last_texts()
 
@@ -440,7 +463,7 @@ async def test_cancel_leaves_the_settings_as_they_were(client, connector, repo):
     assert (await stored(repo)).auto_recharge == AutoRecharge()
 
 
-async def test_save_pressed_twice_is_harmless(client, connector, repo):
+async def test_save_pressed_twice_is_harmless(client, connector, repo, audit):
     chat = Chat(client, connector)
     form = await open_form(chat)
     confirm = await review(chat, form)
@@ -455,9 +478,16 @@ async def test_save_pressed_twice_is_harmless(client, connector, repo):
     assert second.value.auto_recharge == AutoRecharge(
         True, 100000, 20000, saved_card(form).removeprefix("card:")
     )
+    # One change in the audit log: who turned it on, the amounts and the card.
+    (change,) = await audit()
+    assert (change.actor, change.action) == (activities.USER_AAD, "auto_recharge")
+    assert change.details == {
+        "enabled": True, "currency": "USD", "recharge_with_minor": 100000,
+        "trigger_minor": 20000, "card_brand": "visa", "card_last4": "4242",
+    }  # fmt: skip
 
 
-async def test_save_delivered_twice_at_once_saves_once(client, connector, repo):
+async def test_save_delivered_twice_at_once_saves_once(client, connector, repo, audit):
     chat = Chat(client, connector)
     await open_form(chat)
     await change_account(repo, recharge=FAILED)
@@ -471,6 +501,7 @@ async def test_save_delivered_twice_at_once_saves_once(client, connector, repo):
     )
     assert account.recharge == RechargeState(due_key="recharge-7")
     assert account.balance_minor == 0
+    assert len(await audit()) == 1
 
 
 async def test_without_saved_methods_the_form_says_how_to_add_one(client, connector, repo):

@@ -29,13 +29,14 @@ TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 APP_SETTINGS = {
     "MicrosoftAppId", "MicrosoftAppPassword", "MicrosoftAppType", "MicrosoftAppTenantId",
     "AZURE_STORAGE_ACCOUNT_URL", "HOST", "PORT", "WEBSITES_PORT", "PAYMENT_GATEWAY",
-    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "PUBLIC_BASE_URL",
+    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "PUBLIC_BASE_URL", "EXPORT_URL_SECRET",
 }  # fmt: skip
 # Secrets, each given as a value or as a Key Vault secret URI: (parameter, app setting).
 SECRETS = [
     ("microsoftAppPassword", "MicrosoftAppPassword"),
     ("stripeSecretKey", "STRIPE_SECRET_KEY"),
     ("stripeWebhookSecret", "STRIPE_WEBHOOK_SECRET"),
+    ("exportUrlSecret", "EXPORT_URL_SECRET"),
 ]
 
 

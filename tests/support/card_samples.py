@@ -449,6 +449,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
             )
         ],
         *_alert_samples(t),
+        *_history_samples(t),
     ]
 
 
@@ -504,3 +505,123 @@ def _alert_samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
         ("alert_history", {"alerts": []}),
         ("alert_history", {"alerts": history_of(t, history)}),
     ]
+
+
+def _history_samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
+    """The history card as `dialogs/history.py` fills it (each list full, and empty), with
+    errors at both dates, and the export card."""
+    from datetime import UTC, date, datetime
+
+    from credits.audit import AuditEntry
+    from credits.history import LedgerSpan, Period
+    from credits.model import (
+        Account,
+        EntryKind,
+        LedgerEntry,
+        MethodKind,
+        Order,
+        OrderStatus,
+        PaymentMethod,
+        SavedCard,
+    )
+    from dialogs.history import _facts, change_line, ledger_line, period_text
+
+    at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    card = SavedCard("card-1", "pm_1", "mastercard", "4444", 1, 2031)
+    account = Account("t", "USD", cards=(card,), agreements=("EA-4471-2210",))
+    period = Period(date(2026, 11, 1), date(2026, 11, 30))
+    span = LedgerSpan(period, 1, 143, 123_456_789, 987_654_321)
+    method = PaymentMethod(
+        MethodKind.AGREEMENT,
+        agreement_number="EA-4471-2210",
+        purchase_order="PO-2026-000000000000000000000000000000000000000000000001",
+    )
+    order = Order(
+        "t",
+        "k" * 32,
+        10_000_000,
+        "USD",
+        method,
+        EntryKind.PURCHASE,
+        "a",
+        OrderStatus.SUCCEEDED,
+        at,
+        at,
+    )
+    entries = [
+        (LedgerEntry(i, EntryKind.PURCHASE, 10**7, 99_999_999, "lot", "a", "k" * 32, at), order)
+        for i in range(5)
+    ] + [
+        (LedgerEntry(i, EntryKind.USAGE, -98_566, 99_999_999, "lot", "chat", "r", at, 1284, at, at),
+         None)
+        for i in range(5)
+    ]  # fmt: skip
+    ledger = [ledger_line(t, account, entry, order) for entry, order in entries]
+    changes = [
+        AuditEntry(
+            at,
+            "a",
+            "licence.assign",
+            {
+                "results": [
+                    {"display_name": "Isaiah Langer Montgomery-Smythe", "outcome": "assigned"}
+                ]
+                * 50
+            },
+        ),
+        AuditEntry(
+            at,
+            "a",
+            "auto_recharge",
+            {
+                "enabled": True,
+                "currency": "USD",
+                "recharge_with_minor": 50_000,
+                "trigger_minor": 10_000,
+                "card_brand": "visa",
+                "card_last4": "4242",
+            },
+        ),
+        AuditEntry(at, "a", "auto_recharge", {"enabled": False}),
+        AuditEntry(
+            at,
+            "a",
+            "alert_settings",
+            {
+                "kinds_off": ["recharge_succeeded", "funds_expiring"],
+                "thresholds_minor": [50_000, 10_000],
+                "currency": "USD",
+            },
+        ),
+        AuditEntry(at, "a", "alerts_here", {"conversation_id": "19:x"}),
+        AuditEntry(at, "a", "licence.remove", {"results": [{"outcome": "failed"}]}),
+    ] * 2
+    names = {"a": "Megan Bowen-Featherstonehaugh"}
+    channels = {"19:x": "Finance and Accounting › Communications Credits Alerts"}
+    lines = [change_line(t, account, c, names, channels) for c in changes[:10]]
+    view = {"view": "history", "first": "2026-11-01", "last": "2026-11-30", "list": "ledger"}
+    base = {
+        "view": view,
+        "period": period_text(t, period),
+        "facts": _facts(t, account, span),
+        "inputs": {"from": "2026-11-01", "to": "2026-11-30"},
+        "errors": {},
+        "page": 1,
+        "page_text": t.ngettext("history.page", 143, page=2, pages=15, total=143),
+        "has_previous": True,
+        "has_next": True,
+        "can_export": True,
+    }
+    errors = {"from": t("history.error.not_a_date"), "to": t("history.error.reversed")}
+    return [
+        ("history", {**base, "list_name": "ledger", "lines": ledger}),
+        ("history", {**base, "list_name": "changes", "lines": lines, "errors": errors}),
+        ("history", {**base, "list_name": "ledger", "lines": [], "has_previous": False,
+                     "has_next": False, "can_export": False}),
+        ("history_export", {
+            "period": period_text(t, period),
+            "facts": _facts(t, account, span),
+            "url": "https://ccbot.example/api/tenants/t/history.csv?from=2026-11-01&sig=x",
+            "expiry": t.ngettext("history.export_expiry", 15, minutes="15", time="14:45"),
+        }),
+    ]  # fmt: skip
