@@ -82,7 +82,7 @@ async def crossed_becomes(settings, expected: tuple[int, ...]) -> Account:
     """The account once its runway watch says `expected` (a purchase is evaluated in the
     background, woken by its commit)."""
     async with asyncio.timeout(15):
-        while (found := await account(settings)).runway.crossed != expected:
+        while (found := await account(settings)).runway.crossed != expected:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     return found
 
@@ -162,3 +162,16 @@ async def test_one_alert_per_crossing_and_a_purchase_re_arms_it(api, api_setting
     assert card_texts(second)[0] == EN.ngettext("alert.runway_low.title_days", 13, days="13")
     assert (await account(api_settings)).runway.crossed == (14,)
     assert (await account(api_settings)).runway.serial == 2
+
+
+async def test_status_shows_the_forecast_date_next_to_the_runway(api, connector):
+    today = datetime.now(UTC).date()
+    chat = Chat(api, connector)
+    await chat.say("status")
+    assert EN("status.forecast") not in facts_of(chat.last_card())  # nothing spent yet
+    await spend(api, 1, days_ago=30)
+    await spend(api, 359)
+    await chat.say("status")
+    facts = facts_of(chat.last_card())
+    assert facts[EN("status.runway")] == EN.ngettext("usage.runway_days", 11, days="11")
+    assert facts[EN("status.forecast")] == EN.date(today + timedelta(days=11))
