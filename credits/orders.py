@@ -480,36 +480,9 @@ class OrderService:
             if attempt > 0 or account is None:
                 account = await self._repo.get_account(tenant_id)
             assert account is not None
-            now = self._clock()
-            change = ledger.credit(
-                account.value,
-                current_order.value.amount_minor,
-                kind=current_order.value.kind,
-                actor=current_order.value.actor,
-                reference=key,
-                at=now,
-                order_key=key,
+            change, booked, events = _booking(
+                account.value, current_order.value, gateway_reference, card, settle, self._clock()
             )
-            method = current_order.value.method
-            if card is not None and method.kind == MethodKind.NEW_CARD:
-                used = saved_card(card, saved=method.save_card)
-                method = replace(method, card_id=used.id)
-                change = replace(change, account=with_card(change.account, used))
-            paid_with = change.account.card(method.card_id) if method.card_id else None
-            if paid_with is not None and paid_with.failure:
-                # A payment with it went through: the card is not failing any more.
-                working = replace(paid_with, failure="", failed_on="")
-                change = replace(change, account=_with_card_replaced(change.account, working))
-            booked = replace(
-                current_order.value,
-                status=OrderStatus.SUCCEEDED,
-                gateway_reference=gateway_reference,
-                lot_id=change.lots[0].lot_id,
-                method=method,
-                updated_at=now,
-            )
-            settled, events = settle(change.account, booked)
-            change = replace(change, account=settled)
             try:
                 saved = await self._repo.commit(
                     account.etag, change, order=(current_order, booked), inserts=events
@@ -521,6 +494,49 @@ class OrderService:
         # Still pending: the recovery job will book it, through the same path.
         logger.error("order %s could not be booked after %d attempts", key, MAX_BOOKING_ATTEMPTS)
         return OrderOutcome(order.value, replayed=replayed)
+
+
+def _booking(
+    account: Account,
+    order: Order,
+    gateway_reference: str,
+    card: CardOnFile | None,
+    settle: Settle,
+    now: datetime,
+) -> tuple[ledger.Change, Order, list[OutboxEvent]]:
+    """The money an order adds (its own lot), the order as booked, and what settling it writes.
+
+    A card paid with on the hosted page is kept on the account with the money, and a saved card
+    that had been failing works again: a payment with it went through.
+    """
+    change = ledger.credit(
+        account,
+        order.amount_minor,
+        kind=order.kind,
+        actor=order.actor,
+        reference=order.key,
+        at=now,
+        order_key=order.key,
+    )
+    method = order.method
+    if card is not None and method.kind == MethodKind.NEW_CARD:
+        used = saved_card(card, saved=method.save_card)
+        method = replace(method, card_id=used.id)
+        change = replace(change, account=with_card(change.account, used))
+    paid_with = change.account.card(method.card_id) if method.card_id else None
+    if paid_with is not None and paid_with.failure:
+        working = replace(paid_with, failure="", failed_on="")
+        change = replace(change, account=_with_card_replaced(change.account, working))
+    booked = replace(
+        order,
+        status=OrderStatus.SUCCEEDED,
+        gateway_reference=gateway_reference,
+        lot_id=change.lots[0].lot_id,
+        method=method,
+        updated_at=now,
+    )
+    settled, events = settle(change.account, booked)
+    return replace(change, account=settled), booked, events
 
 
 def _with_card_replaced(account: Account, card: SavedCard) -> Account:

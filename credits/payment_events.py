@@ -177,20 +177,13 @@ class PaymentEvents:
             if event.currency and event.currency != value.currency:
                 return _ignored(event, f"a reversal in {event.currency}, not {value.currency}")
             done = value.refunded_minor if refund else value.disputed_minor
-            room = value.amount_minor - value.refunded_minor - value.disputed_minor
-            amount = min(min(event.amount_minor, value.amount_minor) - done, room)
+            amount = _still_to_reverse(value, event.amount_minor, done)
             if amount <= 0:
                 return _unchanged(event, value, "reversed already")
             account = await self._repo.get_account(event.tenant_id)
             assert account is not None
-            lot = next(
-                (
-                    lot
-                    for lot in await self._repo.list_lots(event.tenant_id)
-                    if lot.lot_id == value.lot_id
-                ),
-                None,
-            )
+            lots = await self._repo.list_lots(event.tenant_id)
+            lot = next((lot for lot in lots if lot.lot_id == value.lot_id), None)
             if lot is None:
                 logger.error("order %s has no lot %s: not reversed", value.key, value.lot_id)
                 return _ignored(event, "the order's lot is missing")
@@ -211,23 +204,7 @@ class PaymentEvents:
                 disputed_minor=value.disputed_minor if refund else total,
                 updated_at=now,
             )
-            after = reversal.change.account
-            alert = OutboxEvent(
-                f"payment_reversed-{value.key}-{'refund' if refund else 'dispute'}-{total}",
-                EventKind.PAYMENT_REVERSED,
-                now,
-                {
-                    "reason": "refund" if refund else "dispute",
-                    "amount_minor": amount,
-                    "taken_minor": reversal.taken_minor,
-                    "owed_minor": reversal.owed_minor,
-                    "balance_minor": after.balance_minor,
-                    "owed_total_minor": after.owed_minor,
-                    "order_amount_minor": value.amount_minor,
-                    "order": value.key[:12].upper(),
-                    "currency": value.currency,
-                },
-            )
+            alert = _reversal_alert(value, reversal, amount, total, refund, now)
             try:
                 saved = await self._repo.commit(
                     account.etag, reversal.change, order=(order, reversed_order), inserts=[alert]
@@ -248,6 +225,37 @@ class PaymentEvents:
                 Settled.REVERSED, value.tenant_id, value.key, reversed_order, saved.value
             )
         raise ConcurrencyConflict(f"order {event.key} of {event.tenant_id} kept changing")
+
+
+def _still_to_reverse(order: Order, asked_minor: int, done_minor: int) -> int:
+    """What a refund or dispute of `asked_minor` (the processor's running total) adds now: never
+    more than the order, nor than what refunds and disputes together have left of it."""
+    room = order.amount_minor - order.refunded_minor - order.disputed_minor
+    return min(min(asked_minor, order.amount_minor) - done_minor, room)
+
+
+def _reversal_alert(
+    order: Order, reversal: ledger.Reversal, amount: int, total: int, refund: bool, at: datetime
+) -> OutboxEvent:
+    """The admins' alert, named by the order, the kind and the running total: written once."""
+    after = reversal.change.account
+    reason = "refund" if refund else "dispute"
+    return OutboxEvent(
+        f"payment_reversed-{order.key}-{reason}-{total}",
+        EventKind.PAYMENT_REVERSED,
+        at,
+        {
+            "reason": reason,
+            "amount_minor": amount,
+            "taken_minor": reversal.taken_minor,
+            "owed_minor": reversal.owed_minor,
+            "balance_minor": after.balance_minor,
+            "owed_total_minor": after.owed_minor,
+            "order_amount_minor": order.amount_minor,
+            "order": order.key[:12].upper(),
+            "currency": order.currency,
+        },
+    )
 
 
 def _card_for_auto_recharge(account: Account, card: SavedCard) -> Account:

@@ -350,16 +350,7 @@ class SandboxGateway:
 
         Raises LookupError when there is no such page."""
         card = TypedCard(number, expiry_month, expiry_year, cvc, holder_name)
-        async with self._bounded("show a page", tenant_id):
-            session = await self._records.get(tenant_id, SESSION + session_id)
-            if session is None:
-                raise LookupError("no such page")
-            page = self._page(
-                tenant_id,
-                session_id,
-                session,
-                await self._records.get(tenant_id, PAID + session_id),
-            )
+        session, page = await self._open_page(tenant_id, session_id)
         if page.state != PaymentState.OPEN:
             return PageResult(page, "closed")
         try:
@@ -378,21 +369,15 @@ class SandboxGateway:
         payment = (
             PAYMENT_PREFIX + secrets.token_hex(12) if page.mode == CheckoutMode.PAYMENT else ""
         )
-        reference = CARD_PREFIX + secrets.token_hex(12)
-        used = {
-            "reference": reference,
-            "behaviour": behaviour.value,
-            "brand": brand_of(digits),
-            "last4": digits[-4:],
-            "expiry_month": month,
-            "expiry_year": year,
-        }
+        used = _card_record(digits, month, year, behaviour)
         paid = {"kind": "paid", "payment": payment, "card": used, "at": self._now().isoformat()}
         async with self._bounded("complete a page", tenant_id):
+            # The insert is the one place a page is completed: a second submit finds it taken.
             if not await self._records.insert(tenant_id, PAID + session_id, paid):
                 return PageResult(await self.page(tenant_id, session_id) or page, "closed")
             if keep:
-                await self._records.insert(tenant_id, CARD + reference, {"kind": "card", **used})
+                record = {"kind": "card", **used}
+                await self._records.insert(tenant_id, CARD + used["reference"], record)
         logger.info(
             "sandbox page %s of tenant %s completed with a %s card ending %s",
             session_id,
@@ -404,6 +389,15 @@ class SandboxGateway:
         if behaviour is Behaviour.SUCCEED_THEN_HANG:
             return PageResult(done)  # its event is lost: only a look-up finds the payment
         return PageResult(done, event=_event_of(tenant_id, session_id, session, paid))
+
+    async def _open_page(self, tenant_id: str, session_id: str) -> tuple[dict, SandboxPage]:
+        """The page's session record and where it stands; LookupError when there is none."""
+        async with self._bounded("show a page", tenant_id):
+            session = await self._records.get(tenant_id, SESSION + session_id)
+            if session is None:
+                raise LookupError("no such page")
+            paid = await self._records.get(tenant_id, PAID + session_id)
+        return session, self._page(tenant_id, session_id, session, paid)
 
     def _validate(self, card: TypedCard) -> tuple[str, int, int]:
         digits = card.number.replace(" ", "").replace("-", "")
@@ -614,3 +608,15 @@ def _event_of(tenant_id: str, session_id: str, session: dict, paid: dict) -> Pay
         checkout=session_id,
         card=_card_on_file(paid["card"]),
     )
+
+
+def _card_record(digits: str, month: int, year: int, behaviour: Behaviour) -> dict[str, Any]:
+    """What the sandbox keeps of a card typed on its page: never the number nor the CVC."""
+    return {
+        "reference": CARD_PREFIX + secrets.token_hex(12),
+        "behaviour": behaviour.value,
+        "brand": brand_of(digits),
+        "last4": digits[-4:],
+        "expiry_month": month,
+        "expiry_year": year,
+    }
