@@ -15,6 +15,7 @@ import pytest
 from babel.lists import format_list
 from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 
+from app import SERVICES
 from credits.alerts import CHOOSABLE_KINDS, AlertPreferences
 from credits.model import AutoRecharge, EventKind
 from locales import LANGUAGES
@@ -209,6 +210,9 @@ async def test_saving_kinds_and_thresholds(client, connector, stores):
             for kind in CHOOSABLE_KINDS
         },
         EN("alert_settings.thresholds"): format_list(["$500.00", "$100.00"], locale="en"),
+        EN("alert_settings.runway"): EN(
+            "alert_settings.runway_default", default=EN.ngettext("usage.runway_days", 14, days="14")
+        ),
     }
 
     # The form comes back with what was saved.
@@ -257,6 +261,7 @@ async def test_save_pressed_again_after_saving_changes_nothing(client, connector
     chat = Chat(client, connector)
     form = await open_form(chat)
     await save(chat, form, thresholds="500")
+    await client.app[SERVICES].runway.idle()  # the forecast, looked at again after the save
     account = await stores.credits.get_account(activities.TENANT)
     again = await save(chat, form, thresholds="50")  # the flow has ended
     assert (await stores.preferences()).thresholds_minor == (50000,)
