@@ -53,6 +53,7 @@ class JobRunner:
         if not await self._leases.acquire(job.name, self._owner, job.every * 2):
             return 0
         done = 0
+        cancelled = False
         try:
             for tenant_id in await self._tenants():
                 try:
@@ -61,8 +62,14 @@ class JobRunner:
                 except self._errors:
                     # One tenant's failure must not starve the others; the next pass retries.
                     logger.exception("job %s failed for tenant %s", job.name, tenant_id)
+        except asyncio.CancelledError:
+            # Shutting down: the lease runs out by itself. Releasing it here would wait out the
+            # storage client's retries when storage is what failed, and hold up the shutdown.
+            cancelled = True
+            raise
         finally:
-            await self._leases.release(job.name, self._owner)
+            if not cancelled:
+                await self._leases.release(job.name, self._owner)
         return done
 
     async def forever(self, job: Job) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 from azure.core.exceptions import AzureError
@@ -88,3 +89,46 @@ async def test_one_tenant_failing_does_not_stop_the_others(table_store):
         errors=(AzureError,),
     )
     assert await runner.run_once(job) == 2
+
+
+async def test_a_pass_cancelled_at_shutdown_leaves_its_lease_to_expire(table_store):
+    """A shutdown cancels a pass; releasing the lease then could wait out the storage client's
+    retries (storage being what failed), holding up the shutdown (tests/bot/test_http.py's
+    healthz test hung so). The lease is left to run out by itself."""
+    clock = Clock()
+    leases = TableLeases(table_store.table(table_store.names.leases), clock)
+    started = asyncio.Event()
+
+    async def work(_tenant: str) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    async def tenants() -> list[str]:
+        return ["t1"]
+
+    job = Job("runway", timedelta(hours=1), work)
+    runner = JobRunner([job], leases, tenants, owner="stopping", errors=(AzureError,))
+    task = asyncio.create_task(runner.run_once(job))
+    await started.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    # Still held: another instance gets it once its time (twice the interval) is over.
+    assert not await leases.acquire("runway", "other", timedelta(hours=2))
+    clock.now += timedelta(hours=2, seconds=1)
+    assert await leases.acquire("runway", "other", timedelta(hours=2))
+
+
+async def test_a_finished_pass_releases_its_lease(table_store):
+    leases = TableLeases(table_store.table(table_store.names.leases), Clock())
+
+    async def tenants() -> list[str]:
+        return ["t1"]
+
+    async def work(_tenant: str) -> None:
+        return None
+
+    job = Job("runway", timedelta(hours=1), work)
+    runner = JobRunner([job], leases, tenants, owner="one", errors=(AzureError,))
+    assert await runner.run_once(job) == 1
+    assert await leases.acquire("runway", "other", timedelta(hours=2))
