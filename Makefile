@@ -52,6 +52,7 @@ bench: deps
 	$(PY) -m tests.benchmarks.bench_usage_import
 	$(PY) -m tests.benchmarks.bench_alerts
 	$(PY) -m tests.benchmarks.bench_history_export
+	$(PY) -m tests.benchmarks.bench_runway
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	$(if $(filter 0,$(LOCAL_NETNS)),,$(PY) -m scripts.netns --) $(PY) -m tests.benchmarks.bench_playground
 

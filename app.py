@@ -60,6 +60,7 @@ from credits.payments import PaymentError, PaymentGateway
 from credits.payments import ReturnPages as ProcessorReturns
 from credits.recommendation import FundingAdvisor
 from credits.repository import ConcurrencyConflict
+from credits.runway import RunwayAlerts, Woken
 from credits.usage import UsageFormatError
 from credits.usage_charging import UsageCharger
 from credits.usage_days import ConsistencyError
@@ -108,6 +109,10 @@ ORDER_RECOVERY_INTERVAL = timedelta(minutes=1)
 RECHARGE_INTERVAL = timedelta(minutes=1)
 EXPIRY_INTERVAL = timedelta(hours=1)
 USAGE_SYNC_INTERVAL = timedelta(hours=6)
+# The runway forecast: each pass reads every account and evaluates only those that changed
+# since their last evaluation (a crash after a charge) or whose next-check day has come; hourly,
+# so that a crossing by the passing of time is told early in its day.
+RUNWAY_INTERVAL = timedelta(hours=1)
 # Per-call usage markers of the layout before day buckets are moved into them after a
 # deployment (then each pass is one empty query per tenant).
 USAGE_MIGRATION_INTERVAL = timedelta(days=1)
@@ -139,6 +144,8 @@ class Services:
     jobs: JobRunner
     job_list: tuple[Job, ...]
     alerts: AlertDispatcher
+    runway: RunwayAlerts
+    """Evaluates the runway forecast of accounts that changed (`run`, a background task)."""
     sender: ProactiveSender
     usage_upload: Callable[[web.Request], Awaitable[web.StreamResponse]]
     keys: SigningKeys | None
@@ -265,6 +272,7 @@ class Credits:
     importer: UsageImporter
     gateway: PaymentGateway
     events: PaymentEvents
+    runway: RunwayAlerts
 
     async def close(self) -> None:
         if isinstance(self.gateway, StripeGateway):
@@ -292,11 +300,14 @@ def build_credits(
     """`on_events(tenant)` hears of every commit that wrote alert events. The caller closes
     the result (`Credits.close`: the processor's HTTP client)."""
     gateway = payment_gateway(settings, store)
+    woken = Woken()
     repository = TableCreditsRepository(
         store.table(store.names.credits),
         on_events,
         tenants=TableTenantsIndex(store.table(store.names.tenants)),
+        on_change=woken,
     )
+    runway = RunwayAlerts(repository, clock=_utcnow, errors=(AzureError,), woken=woken)
     seeder = no_seed
     if settings.dangerously_allow_unauthenticated:
         # Local mode seeds every new tenant with two EA numbers and, in the sandbox, a saved
@@ -311,9 +322,11 @@ def build_credits(
     )
     orders = OrderService(repository, gateway, clock=_utcnow)
     recharger = AutoRecharger(repository, orders, clock=_utcnow)
-    importer = UsageImporter(accounts, UsageCharger(repository, clock=_utcnow), recharger)
+    importer = UsageImporter(
+        accounts, UsageCharger(repository, clock=_utcnow), recharger, runway=runway
+    )
     events = PaymentEvents(repository, orders, clock=_utcnow)
-    return Credits(repository, accounts, orders, recharger, importer, gateway, events)
+    return Credits(repository, accounts, orders, recharger, importer, gateway, events, runway)
 
 
 # --- the whole service ---------------------------------------------------------------------------
@@ -400,6 +413,7 @@ def build_services(
         jobs=_job_runner(shared, job_list),
         job_list=job_list,
         alerts=alerts,
+        runway=shared.credits.runway,
         sender=sender,
         usage_upload=usage_handler(
             settings.usage_api_secret, _import_file(shared.credits), limits or HttpLimits()
@@ -509,7 +523,7 @@ def _main_dialog(
     status = StatusReply(
         credits.accounts,
         cards,
-        shared.advisor,
+        credits.runway.forecast,
         RefreshAudience(stores.conversations, shared.admins.is_admin),
     )
     return MainDialog(
@@ -562,6 +576,7 @@ def _alerts(shared: Shared, sender: ProactiveSender) -> AlertDispatcher:
         clock=_utcnow,
         errors=(AzureError, DirectoryError),
         runway_days=runway_days,
+        forecast=shared.credits.runway.forecast,
         wakeups=shared.wakeups,
     )
 
@@ -586,6 +601,7 @@ def _jobs(
         Job("order-recovery", ORDER_RECOVERY_INTERVAL, recover_orders),
         Job("auto-recharge", RECHARGE_INTERVAL, credits.recharger.run),
         Job("expiry", EXPIRY_INTERVAL, expiry.run),
+        Job("runway", RUNWAY_INTERVAL, credits.runway.check, at_start=True),
         # The safety net: finds what a crash or another instance left in the outbox.
         Job("alerts-sweep", ALERT_SWEEP_INTERVAL, alerts.wake_async),
         Job(
@@ -607,6 +623,7 @@ def _jobs(
             credits.recharger,
             pstn_calls,
             clock=_utcnow,
+            runway=credits.runway,
         )
         jobs += (Job("usage-sync", USAGE_SYNC_INTERVAL, sync.run),)
     return jobs
@@ -667,10 +684,12 @@ def _utcnow() -> datetime:
 
 
 async def _background_jobs(app: web.Application) -> AsyncIterator[None]:
-    """Order recovery, auto-recharge retries and expiry, each pass under a lease in Tables."""
+    """Order recovery, auto-recharge retries, expiry and the runway forecast, each pass under a
+    lease in Tables; the alert dispatcher and the runway evaluation of changed accounts."""
     services = app[SERVICES]
     tasks = [asyncio.create_task(services.jobs.forever(job)) for job in services.job_list]
     tasks.append(asyncio.create_task(services.alerts.run()))
+    tasks.append(asyncio.create_task(services.runway.run()))
     if services.keys is not None:
         # Read now and kept fresh here, so that no turn waits for them (bot/signing_keys.py).
         tasks.append(asyncio.create_task(services.keys.run()))

@@ -12,8 +12,8 @@ A pass over a tenant (`dispatch`) has two steps, each safe to repeat after a cra
    arrived, and it is marked `unconfirmed` in the history rather than sent a second time.
    Every alert about a state is checked against the account right before it is sent: one no
    longer true (funds came in, a later recharge succeeded, auto-recharge is back on, the
-   expiring funds were used up) is not sent and is marked `superseded`
-   (`credits.alerts.superseded` says which are true).
+   expiring funds were used up, the forecast no longer runs out within its threshold) is not
+   sent and is marked `superseded` (`credits.alerts.superseded` says which are true).
 
 Two triggers run passes: a money change wakes its tenant at once (`wake`), and a leased sweep
 job wakes every tenant now and then, which finds what a crash left behind. Tenants are
@@ -50,6 +50,7 @@ from credits.alerts import (
     superseded,
 )
 from credits.conversations import Conversations, StoredConversation
+from credits.forecast import Forecast
 from credits.model import Account, EventKind, Lot, MethodKind, OutboxEvent
 from credits.repository import Versioned
 
@@ -123,6 +124,7 @@ class AlertDispatcher:
         clock: Callable[[], datetime],
         errors: tuple[type[Exception], ...],
         runway_days: Callable[[str], Awaitable[int | None]] | None = None,
+        forecast: Callable[[str], Awaitable[Forecast | None]] | None = None,
         claim_ttl: timedelta = CLAIM_TTL,
         backoff_base: timedelta = BACKOFF_BASE,
         concurrency: int = TENANT_CONCURRENCY,
@@ -139,6 +141,7 @@ class AlertDispatcher:
         self._clock = clock
         self._errors = errors
         self._runway_days = runway_days
+        self._forecast = forecast
         self._claim_ttl = claim_ttl
         self._backoff_base = backoff_base
         self._rng = rng or random.Random()
@@ -418,7 +421,10 @@ class AlertDispatcher:
         lots = None
         if delivery.kind == EventKind.FUNDS_EXPIRING:
             lots = await self._events.list_lots(tenant_id)
-        return superseded(delivery.kind, delivery.data, current.value, lots)
+        outlook = None
+        if delivery.kind == EventKind.RUNWAY_LOW and self._forecast is not None:
+            outlook = await self._forecast(tenant_id)
+        return superseded(delivery.kind, delivery.data, current.value, lots, outlook)
 
     async def _claim(self, current: Versioned[Delivery], into: list[Versioned[Delivery]]) -> bool:
         try:

@@ -8,13 +8,14 @@ with what the tenant's usage recommends.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from botbuilder.schema import Activity, ActivityTypes
 
 from cards import CardRenderer
 from credits.alerts import Delivery
+from credits.forecast import Cause
 from credits.model import EventKind
 from credits.payments import DeclineReason
 from locales import Localizer, Translator
@@ -28,6 +29,7 @@ _COLORS = {
     EventKind.FUNDS_EXPIRING: "warning",
     EventKind.FUNDS_EXPIRED: "attention",
     EventKind.PAYMENT_REVERSED: "attention",
+    EventKind.RUNWAY_LOW: "warning",
 }
 _DECLINES = {reason.value for reason in DeclineReason}
 
@@ -59,7 +61,7 @@ class AlertCards:
         body = _Body(t, delivery.data)
         _WRITERS[kind](body)
         return {
-            "title": t(f"alert.{kind.value}.title"),
+            "title": body.title or t(f"alert.{kind.value}.title"),
             "color": _COLORS[kind],
             "lines": body.lines,
             "facts": body.facts,
@@ -75,6 +77,8 @@ class _Body:
         self.t = t
         self.data = data
         self.currency = str(data.get("currency") or "USD")
+        self.title = ""
+        """Set when the kind's title says more than its name (the history shows the name)."""
         self.lines: list[str] = []
         self.facts: list[dict[str, str]] = []
         self.actions: list[tuple[dict[str, str], str]] = []
@@ -191,6 +195,55 @@ def _payment_reversed(body: _Body) -> None:
     body.button("status", t("menu.status"))
 
 
+def _runway_low(body: _Body) -> None:
+    t, data = body.t, body.data
+    days = int(data.get("days_left") or 0)
+    runs_out = _day(data.get("runs_out"))
+    when = t.date(runs_out) if runs_out else ""
+    body.title = (
+        t.ngettext("alert.runway_low.title_days", days, days=t.number(days))
+        if days > 0
+        else t("alert.runway_low.title_today")
+    )
+    cause = str(data.get("cause") or "")
+    recharge_on = _day(data.get("recharge_on"))
+    recharge = t.date(recharge_on) if recharge_on else ""
+    if cause in (Cause.CARD_EXPIRES, Cause.CARD_FAILING):
+        card = _method(t, {f"method_{k[5:]}": v for k, v in data.items() if k.startswith("card_")})
+        failed_on = _day(data.get("card_failed_on"))
+        body.lines.append(
+            t(
+                f"alert.runway_low.{cause}",
+                card=card,
+                recharge=recharge,
+                failed=t.date(failed_on) if failed_on else "",
+                date=when,
+            )
+        )
+    elif cause == Cause.NO_METHOD:
+        body.lines.append(t("alert.runway_low.no_method", recharge=recharge, date=when))
+    else:
+        body.lines.append(t("alert.runway_low.text", mean=body.money("mean_minor"), date=when))
+    if int(data.get("expiring_minor") or 0):
+        expiring_on = _day(data.get("expiring_on"))
+        body.lines.append(
+            t(
+                "alert.runway_low.expiring",
+                amount=body.money("expiring_minor"),
+                date=t.date(expiring_on) if expiring_on else "",
+            )
+        )
+    body.fact(t("alert.fact.runs_out"), when)
+    body.fact(t("alert.fact.mean_daily"), body.money("mean_minor"))
+    body.fact(t("status.balance"), body.money("balance_minor"))
+    body.button("add_funds", t("menu.add_funds"))
+    if not data.get("auto_recharge"):
+        # Opens the auto-recharge form switched on, filled in with what the usage recommends.
+        body.button("auto_recharge", t("alert.action.turn_on_auto_recharge"), turn_on="true")
+    elif cause in (Cause.CARD_EXPIRES, Cause.CARD_FAILING, Cause.NO_METHOD):
+        body.button("update_payment_method", t("alert.action.update_method"))
+
+
 _WRITERS = {
     EventKind.BALANCE_LOW: _balance_low,
     EventKind.BALANCE_ZERO: _balance_zero,
@@ -200,6 +253,7 @@ _WRITERS = {
     EventKind.FUNDS_EXPIRING: _funds_expiring,
     EventKind.FUNDS_EXPIRED: _funds_expired,
     EventKind.PAYMENT_REVERSED: _payment_reversed,
+    EventKind.RUNWAY_LOW: _runway_low,
 }
 
 
@@ -223,6 +277,15 @@ def _method(t: Translator, data: dict[str, Any]) -> str:
             year=str(data.get("method_year") or ""),
         )
     return ""
+
+
+def _day(value: Any) -> date | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
 
 
 def _time(value: Any) -> datetime | None:

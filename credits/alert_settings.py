@@ -1,5 +1,5 @@
-"""An admin's alert settings: reading the typed low-balance thresholds, and keeping the account's
-thresholds (the union of every admin's) in step with the saved preferences.
+"""An admin's alert settings: reading the typed low-balance and runway thresholds, and keeping
+the account's thresholds (the union of every admin's) in step with the saved preferences.
 
 Pure rules first (no I/O). Several amounts go in one field, in the admin's locale, separated by
 a semicolon in every language: `;` is neither a decimal nor a grouping symbol in any of the six
@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from babel.numbers import get_decimal_symbol, get_group_symbol
 
-from credits.alerts import AlertPreferences, account_thresholds
+from credits.alerts import AlertPreferences, account_runway_days, account_thresholds
 from credits.model import Account
 from credits.money import AmountProblem, InvalidAmount, Money, currency_exponent, parse_amount
 from credits.repository import ConcurrencyConflict, CreditsRepository
@@ -124,6 +124,35 @@ def _decimal_symbol(locale: str) -> str:
     return get_decimal_symbol(locale.replace("-", "_"))
 
 
+# --- runway thresholds, in whole days ---------------------------------------------------------
+
+MIN_RUNWAY_DAYS = 1
+MAX_RUNWAY_DAYS = 90
+"""A quarter: a purchase order takes a few weeks at most, and the forecast looks a year ahead."""
+# Days are small whole numbers, so a comma or a space cannot be part of one: they separate too.
+_DAY_SEPARATORS = re.compile(r"[;,\s\uff1b\uff0c\u3001]+")
+_DAYS = re.compile(r"\d{1,3}")
+
+# Problem codes for runway thresholds.
+NOT_DAYS = "not_days"
+
+
+def parse_runway_days(text: str) -> tuple[ThresholdProblem | None, tuple[int, ...]]:
+    """The first problem, or the runway thresholds in days, distinct, largest first.
+
+    Each is a whole number from MIN_RUNWAY_DAYS to MAX_RUNWAY_DAYS in any script's digits;
+    empty text is none (the default applies).
+    """
+    found: set[int] = set()
+    for typed in (piece for piece in _DAY_SEPARATORS.split(text) if piece):
+        if not _DAYS.fullmatch(typed) or not MIN_RUNWAY_DAYS <= int(typed) <= MAX_RUNWAY_DAYS:
+            return ThresholdProblem(NOT_DAYS, typed), ()
+        found.add(int(typed))
+    if len(found) > MAX_THRESHOLDS:
+        return ThresholdProblem(TOO_MANY), ()
+    return None, tuple(sorted(found, reverse=True))
+
+
 # --- saving ---------------------------------------------------------------------------------
 
 # Every admin's saved preferences in a tenant (`TableAlertStore.all_preferences`).
@@ -145,14 +174,17 @@ async def sync_account_thresholds(
             raise LookupError(f"no account for tenant {tenant_id}")
         preferences = await all_preferences(tenant_id)
         thresholds = account_thresholds(list(preferences.values()))
-        if current.value.low_balance_thresholds == thresholds:
-            return current.value
+        runway = account_runway_days(list(preferences.values()))
+        account = current.value
+        if (account.low_balance_thresholds, account.runway_thresholds) == (thresholds, runway):
+            return account
         try:
             saved = await repository.save_account(
-                current, replace(current.value, low_balance_thresholds=thresholds)
+                current,
+                replace(account, low_balance_thresholds=thresholds, runway_thresholds=runway),
             )
         except ConcurrencyConflict:
             continue
-        logger.info("low-balance thresholds of tenant %s: %s", tenant_id, thresholds)
+        logger.info("thresholds of tenant %s: %s, runway %s days", tenant_id, thresholds, runway)
         return saved.value
     raise ConcurrencyConflict(f"account of tenant {tenant_id} kept changing")

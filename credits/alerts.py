@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+from credits.forecast import Forecast
 from credits.model import Account, EventKind, Lot, OutboxEvent
 from credits.repository import Versioned
 
@@ -43,6 +44,8 @@ BACKOFF_CAP = timedelta(minutes=5)
 DEFAULT_THRESHOLD_PERCENT = 20
 # In a balance_low event's data: whether its threshold was the account's default when raised.
 THRESHOLD_DEFAULT = "threshold_default"
+# The runway threshold of an admin who chose none: two weeks to order funds (or a card).
+DEFAULT_RUNWAY_DAYS = 14
 
 
 class DeliveryState(StrEnum):
@@ -138,6 +141,8 @@ class AlertPreferences:
     kinds: frozenset[EventKind] = field(default_factory=lambda: frozenset(EventKind))
     thresholds_minor: tuple[int, ...] = ()
     """Empty: the account's default threshold applies."""
+    runway_days: tuple[int, ...] = ()
+    """Runway thresholds in days; empty: `DEFAULT_RUNWAY_DAYS` applies."""
 
     def wants(self, event: OutboxEvent, *, at_default: bool) -> bool:
         """`at_default`: the event's threshold was the account's default when it was raised
@@ -149,6 +154,9 @@ class AlertPreferences:
             return True  # money taken back is every admin's business: no switch for it
         if kind not in self.kinds:
             return False
+        if event.kind == EventKind.RUNWAY_LOW:
+            chosen = self.runway_days or (DEFAULT_RUNWAY_DAYS,)
+            return event.data.get("threshold_days") in chosen
         if event.kind != EventKind.BALANCE_LOW:
             return True
         if self.thresholds_minor:
@@ -179,6 +187,7 @@ STATEFUL_KINDS = frozenset(
         EventKind.RECHARGE_FAILED,
         EventKind.AUTO_RECHARGE_DISABLED,
         EventKind.FUNDS_EXPIRING,
+        EventKind.RUNWAY_LOW,
     }
 )
 # In a recharge_failed event's data: the crossing whose recharge failed.
@@ -190,6 +199,7 @@ def superseded(
     data: Mapping[str, object],
     account: Account,
     lots: Sequence[Lot] | None = None,
+    outlook: Forecast | None = None,
 ) -> str:
     """Why an alert is no longer true of the account as it is now ("" while it is true).
 
@@ -198,7 +208,9 @@ def superseded(
     - recharge failed: a later attempt recharged its crossing (auto-recharge still on, and the
       account no longer awaits that crossing's recharge);
     - auto-recharge disabled: it is on again;
-    - funds expiring: the lot was used up (`lots`: the tenant's lots, read for this kind only).
+    - funds expiring: the lot was used up (`lots`: the tenant's lots, read for this kind only);
+    - runway low: the forecast (`outlook`, made for this kind only) no longer runs out within
+      the threshold: funds came in, auto-recharge was switched on, spending slowed.
 
     Events written before their data said which crossing or lot they were about stay true.
     """
@@ -228,6 +240,12 @@ def superseded(
             lot = next((lot for lot in lots if lot.lot_id == lot_id), None)
             if lot is None or lot.remaining_minor == 0:
                 return f"lot {lot_id} used up"
+    elif kind == EventKind.RUNWAY_LOW:
+        threshold = data.get("threshold_days")
+        if isinstance(threshold, int) and outlook is not None:
+            days = outlook.days_left
+            if days is None or days >= threshold:
+                return f"the forecast ({outlook.cause}, {days} days) is not within {threshold}"
     return ""
 
 
@@ -239,6 +257,7 @@ CHOOSABLE_KINDS: tuple[EventKind, ...] = (
     EventKind.RECHARGE_FAILED,
     EventKind.AUTO_RECHARGE_DISABLED,
     EventKind.FUNDS_EXPIRING,
+    EventKind.RUNWAY_LOW,
 )
 
 
@@ -254,6 +273,12 @@ def default_thresholds(account: Account) -> tuple[int, ...]:
 def account_thresholds(preferences: list[AlertPreferences]) -> tuple[int, ...]:
     """Every threshold some admin asked for: the ledger raises balance_low at each of them."""
     chosen = {t for p in preferences for t in p.thresholds_minor}
+    return tuple(sorted(chosen, reverse=True))
+
+
+def account_runway_days(preferences: list[AlertPreferences]) -> tuple[int, ...]:
+    """Every runway threshold some admin asked for: the forecast raises runway_low at each."""
+    chosen = {t for p in preferences for t in p.runway_days}
     return tuple(sorted(chosen, reverse=True))
 
 

@@ -8,6 +8,7 @@ safe to repeat anyway (idempotency keys, ETags), so a lease lost mid-pass costs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ from datetime import timedelta
 from typing import Protocol
 
 logger = logging.getLogger(__name__)
+
+RELEASE_AT_SHUTDOWN = timedelta(seconds=2)
+"""How long a shutdown waits to release a job's lease before leaving it to run out."""
 
 
 class Leases(Protocol):
@@ -53,6 +57,7 @@ class JobRunner:
         if not await self._leases.acquire(job.name, self._owner, job.every * 2):
             return 0
         done = 0
+        shutting_down = False
         try:
             for tenant_id in await self._tenants():
                 try:
@@ -61,9 +66,23 @@ class JobRunner:
                 except self._errors:
                     # One tenant's failure must not starve the others; the next pass retries.
                     logger.exception("job %s failed for tenant %s", job.name, tenant_id)
+        except asyncio.CancelledError:
+            shutting_down = True
+            raise
         finally:
-            await self._leases.release(job.name, self._owner)
+            if shutting_down:
+                await self._release_briefly(job)
+            else:
+                await self._leases.release(job.name, self._owner)
         return done
+
+    async def _release_briefly(self, job: Job) -> None:
+        """Shutting down: release the lease if storage answers at once; else it runs out by
+        itself. Waiting out the storage client's retries (storage being what failed) would
+        hold up the shutdown."""
+        with contextlib.suppress(TimeoutError, *self._errors):
+            async with asyncio.timeout(RELEASE_AT_SHUTDOWN.total_seconds()):
+                await self._leases.release(job.name, self._owner)
 
     async def forever(self, job: Job) -> None:
         first = job.at_start

@@ -95,6 +95,23 @@ class RechargeState:
 
 
 @dataclass(frozen=True)
+class RunwayWatch:
+    """Where the runway forecast alert stands (credits/runway.py): changed under the account's
+    ETag, with the alerts it raises in the same transaction."""
+
+    crossed: tuple[int, ...] = ()
+    """Runway thresholds (days) the forecast is below and whose alert was raised: no new alert
+    for them until the forecast goes back above them (which re-arms them)."""
+    serial: int = 0
+    """Evaluations that raised alerts, never reset: the next alert's id ends in serial + 1."""
+    inputs: str = ""
+    """What the last evaluation was based on (the ledger position and the settings that shape
+    the forecast): an account whose inputs differ has changed since, and is evaluated again."""
+    next_check: str = ""
+    """The day (ISO 8601) the forecast may cross a threshold by the passing of time alone."""
+
+
+@dataclass(frozen=True)
 class Account:
     tenant_id: str
     currency: str
@@ -109,6 +126,9 @@ class Account:
     recharge: RechargeState = field(default_factory=RechargeState)
     low_balance_thresholds: tuple[int, ...] = ()
     """Every low-balance threshold some admin chose, in minor units (the defaults apply too)."""
+    runway_thresholds: tuple[int, ...] = ()
+    """Every runway threshold some admin chose, in days (the default applies too)."""
+    runway: RunwayWatch = field(default_factory=RunwayWatch)
     last_purchase_minor: int = 0
     """The amount of the latest purchase or recharge: the default threshold is a share of it."""
     payment_customer: str = ""
@@ -211,6 +231,8 @@ class EventKind(StrEnum):
     FUNDS_EXPIRED = "funds_expired"
     PAYMENT_REVERSED = "payment_reversed"
     """A card payment was refunded or disputed: its funds were taken back."""
+    RUNWAY_LOW = "runway_low"
+    """The forecast says the funds run out in fewer days than a runway threshold."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""One usage import, whichever way the file arrived: parse, charge, then let auto-recharge act.
+"""One usage import, whichever way the file arrived: parse, charge, then let auto-recharge act,
+and look at the runway forecast again (credits/runway.py).
 
 Parsing is synchronous CPU work over a file, so it runs in a worker thread a few hundred rows
 at a time while the event loop keeps serving turns; charging streams those rows into batched
@@ -20,6 +21,7 @@ from typing import BinaryIO, Protocol
 from credits.accounts import AccountService
 from credits.auto_recharge import AutoRecharger
 from credits.model import Account
+from credits.runway import RunwayAlerts
 from credits.usage import ParseReport, SkipReason, UsageRow, iter_graph_rows
 from credits.usage_charging import ChargeReport, UsageCharger
 from credits.usage_export import iter_export_rows
@@ -57,13 +59,19 @@ class Accounts(Protocol):
 
 class UsageImporter:
     def __init__(
-        self, accounts: Accounts, charger: UsageCharger, recharger: AutoRecharger | None
+        self,
+        accounts: Accounts,
+        charger: UsageCharger,
+        recharger: AutoRecharger | None,
+        runway: RunwayAlerts | None = None,
     ) -> None:
         """Without a `recharger` a recharge the import makes due is left to whoever runs the
-        auto-recharge engine (the service's job, every minute): an import needs no payments."""
+        auto-recharge engine (the service's job, every minute): an import needs no payments.
+        Without `runway` the forecast is left to the service's runway job."""
         self._accounts = accounts
         self._charger = charger
         self._recharger = recharger
+        self._runway = runway
 
     async def import_file(
         self,
@@ -88,6 +96,8 @@ class UsageImporter:
             tenant_id, _chunks(first, rows, parsed, progress), source=origin
         )
         recharge = await self._recharge(tenant_id)
+        if self._runway is not None:
+            await self._runway.settle(tenant_id)
         in_file = parsed.skipped.get(SkipReason.DUPLICATE_IN_FILE, 0)
         report = ImportReport(
             rows_read=parsed.rows_read,
@@ -141,6 +151,7 @@ class GraphUsageSync:
         *,
         clock: Callable[[], datetime],
         lookback: timedelta = timedelta(days=3),
+        runway: RunwayAlerts | None = None,
     ) -> None:
         self._accounts = accounts
         self._charger = charger
@@ -148,6 +159,7 @@ class GraphUsageSync:
         self._graph = graph
         self._clock = clock
         self._lookback = lookback
+        self._runway = runway
 
     async def run(self, tenant_id: str) -> ChargeReport:
         account = await self._accounts.get_or_create(tenant_id)
@@ -161,6 +173,8 @@ class GraphUsageSync:
 
         report = await self._charger.charge(tenant_id, rows(), source="graph")
         await self._recharger.run(tenant_id)
+        if self._runway is not None:
+            await self._runway.settle(tenant_id)
         return report
 
 

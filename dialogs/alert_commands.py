@@ -35,6 +35,7 @@ SUPERSEDED = {
     EventKind.RECHARGE_FAILED: "alert_history.state.superseded_recharged",
     EventKind.AUTO_RECHARGE_DISABLED: "alert_history.state.superseded_enabled",
     EventKind.FUNDS_EXPIRING: "alert_history.state.superseded_used",
+    EventKind.RUNWAY_LOW: "alert_history.state.superseded_runway",
 }
 
 

@@ -1,14 +1,15 @@
 """The alert settings flow: one form (pre-filled with the admin's saved choices) → saved.
 
-Each admin chooses for themself which kinds of alert they receive and at which balances they
-hear that it is low; the form also lists the channels that receive every alert. The typed values
+Each admin chooses for themself which kinds of alert they receive, at which balances they
+hear that it is low, and how many days before the forecast runs out they hear that it will
+(runway thresholds); the form also lists the channels that receive every alert. The typed values
 are checked on the server: a problem shows at the field with the typed values kept, and nothing
 is saved. A submit the card could not have sent (another nonce, a toggle that is not
 "true"/"false", a value that is not text or longer than the card allows) changes nothing.
 
-Saving stores the admin's preferences, then sets the account's low-balance thresholds to every
-admin's (see `credits.alert_settings.sync_account_thresholds`), so the ledger raises a low-balance
-alert at each of them.
+Saving stores the admin's preferences, then sets the account's low-balance and runway thresholds
+to every admin's (see `credits.alert_settings.sync_account_thresholds`), so the ledger raises a
+low-balance alert, and the forecast a runway alert, at each of them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from credits import alert_settings as rules
 from credits.accounts import AccountService
 from credits.alerts import (
     CHOOSABLE_KINDS,
+    DEFAULT_RUNWAY_DAYS,
     DEFAULT_THRESHOLD_PERCENT,
     AlertPreferences,
     AlertStore,
@@ -41,7 +43,7 @@ from credits.alerts import (
 )
 from credits.audit import AuditAction, AuditTrail, alert_settings_details
 from credits.conversations import Conversations
-from credits.model import Account
+from credits.model import Account, EventKind
 from credits.money import Money, currency_exponent
 from credits.repository import CreditsRepository
 from dialogs.card_actions import note, show
@@ -54,8 +56,9 @@ logger = logging.getLogger(__name__)
 
 FORM = "alert_settings"
 THRESHOLDS = "thresholds"
+RUNWAY = "runway"
 KIND_FIELDS = {kind: f"kind_{kind.value}" for kind in CHOOSABLE_KINDS}
-FIELDS = (*KIND_FIELDS.values(), THRESHOLDS)
+FIELDS = (*KIND_FIELDS.values(), THRESHOLDS, RUNWAY)
 # The card lets an admin type this much; a longer value was not typed into the card.
 THRESHOLDS_MAX_CHARS = 120
 # Channels listed on the form; more are counted, so the card stays far below Teams' limit.
@@ -114,13 +117,16 @@ class AlertSettingsDialog(ComponentDialog):
         problem, thresholds = rules.parse_thresholds(
             fields[THRESHOLDS], currency, t.language.babel, maximum=self._maximum(currency)
         )
-        if problem is not None:
-            errors = {THRESHOLDS: self._error(t, problem, currency)}
+        errors = {THRESHOLDS: self._error(t, problem, currency)} if problem is not None else {}
+        runway_problem, runway_days = rules.parse_runway_days(fields[RUNWAY])
+        if runway_problem is not None:
+            errors[RUNWAY] = _runway_error(t, runway_problem)
+        if errors:
             return await step.replace_dialog(
                 self.initial_dialog_id, {"values": fields, "errors": errors, "nonce": nonce}
             )
         kinds = frozenset(kind for kind, name in KIND_FIELDS.items() if fields[name] == "true")
-        await self.save(step.context, AlertPreferences(kinds, thresholds))
+        await self.save(step.context, AlertPreferences(kinds, thresholds, runway_days))
         return await step.end_dialog()
 
     # --- saving -----------------------------------------------------------------------------
@@ -180,6 +186,7 @@ class AlertSettingsDialog(ComponentDialog):
                 else t("alert_settings.thresholds_default_none")
             )
         facts.append({"title": t("alert_settings.thresholds"), "value": thresholds})
+        facts.append({"title": t("alert_settings.runway"), "value": _runway_text(t, preferences)})
         none_on = not any(kind in preferences.kinds for kind in CHOOSABLE_KINDS)
         return self._cards.attachment(
             "alert_settings_saved",
@@ -218,6 +225,13 @@ class AlertSettingsDialog(ComponentDialog):
                 ],
                 currency=currency,
                 thresholds=text_of(values.get(THRESHOLDS))[:THRESHOLDS_MAX_CHARS],
+                runway=text_of(values.get(RUNWAY))[:THRESHOLDS_MAX_CHARS],
+                runway_help=t(
+                    "alert_settings.runway_help",
+                    minimum=t.number(rules.MIN_RUNWAY_DAYS),
+                    maximum=t.number(rules.MAX_RUNWAY_DAYS),
+                    default=_days(t, DEFAULT_RUNWAY_DAYS),
+                ),
                 max_chars=THRESHOLDS_MAX_CHARS,
                 help=t.ngettext(
                     "alert_settings.thresholds_help",
@@ -285,17 +299,25 @@ class AlertSettingsDialog(ComponentDialog):
 # --- helpers ----------------------------------------------------------------------------------
 
 
+# A form shown before the runway alert existed has no toggle for it: left on, as by default.
+_LATER_TOGGLES = {KIND_FIELDS[EventKind.RUNWAY_LOW]: "true"}
+
+
 def _well_formed(value: dict[str, Any]) -> bool:
     """What the card sends: every toggle "true" or "false", the thresholds text within bounds
     (Teams may leave an empty text input out)."""
-    if any(value.get(name) not in ("true", "false") for name in KIND_FIELDS.values()):
+    toggles = {**_LATER_TOGGLES, **value}
+    if any(toggles.get(name) not in ("true", "false") for name in KIND_FIELDS.values()):
         return False
-    thresholds = value.get(THRESHOLDS, "")
-    return isinstance(thresholds, str) and len(thresholds) <= THRESHOLDS_MAX_CHARS
+    return all(
+        isinstance(text := value.get(name, ""), str) and len(text) <= THRESHOLDS_MAX_CHARS
+        for name in (THRESHOLDS, RUNWAY)
+    )
 
 
 def _safe(value: dict[str, Any]) -> dict[str, str]:
     """The form's own fields, as bounded text: nothing else of a submit enters dialog state."""
+    value = {**_LATER_TOGGLES, **value}
     return {k: text_of(value.get(k))[:THRESHOLDS_MAX_CHARS] for k in FIELDS}
 
 
@@ -309,7 +331,33 @@ def _values_of(t: Translator, account: Account, preferences: AlertPreferences) -
     values[THRESHOLDS] = "; ".join(
         _plain(locale, minor, account.currency) for minor in preferences.thresholds_minor
     )
+    values[RUNWAY] = "; ".join(str(days) for days in preferences.runway_days)
     return values
+
+
+def _days(t: Translator, days: int) -> str:
+    return t.ngettext("usage.runway_days", days, days=t.number(days))
+
+
+def _runway_text(t: Translator, preferences: AlertPreferences) -> str:
+    if preferences.runway_days:
+        return format_list([_days(t, d) for d in preferences.runway_days], locale=t.language.babel)
+    return t("alert_settings.runway_default", default=_days(t, DEFAULT_RUNWAY_DAYS))
+
+
+def _runway_error(t: Translator, problem: rules.ThresholdProblem) -> str:
+    if problem.code == rules.TOO_MANY:
+        return t.ngettext(
+            "alert_settings.error.too_many_days",
+            rules.MAX_THRESHOLDS,
+            count=t.number(rules.MAX_THRESHOLDS),
+        )
+    return t(
+        "alert_settings.error.days",
+        value=problem.amount[:24],
+        minimum=t.number(rules.MIN_RUNWAY_DAYS),
+        maximum=t.number(rules.MAX_RUNWAY_DAYS),
+    )
 
 
 def _plain(locale: str, minor: int, currency: str) -> str:

@@ -1,4 +1,5 @@
-"""The `status` answer: balance, auto-recharge, funds lots with expiry, recent transactions.
+"""The `status` answer: balance, auto-recharge, runway and the day the funds run out (the
+forecast, credits/forecast.py), funds lots with expiry, recent transactions.
 
 The card refreshes itself (Universal Actions' `refresh`): when an admin listed on it opens it
 again, Teams asks the bot, and the answer is the card as the account is then. In a personal
@@ -16,8 +17,8 @@ from cards import CardRenderer
 from credits.accounts import AccountService, Status
 from credits.conversations import Conversations
 from credits.directory import DirectoryError
+from credits.forecast import Cause, Forecast
 from credits.model import Account, EntryKind, LedgerEntry
-from credits.recommendation import FundingAdvisor
 from dialogs.card_actions import show
 from dialogs.commands import ParsedCommand
 from dialogs.turn import conversation_kind, tenant_id_of, translator_of
@@ -75,23 +76,25 @@ class StatusReply:
         self,
         accounts: AccountService,
         cards: CardRenderer,
-        advisor: FundingAdvisor,
+        forecast: Callable[[str], Awaitable[Forecast | None]],
         audience: Callable[[TurnContext], Awaitable[list[str]]],
     ) -> None:
+        """`forecast(tenant)`: the tenant's runway forecast (credits.runway.RunwayAlerts)."""
         self._accounts = accounts
         self._cards = cards
-        self._advisor = advisor
+        self._forecast = forecast
         self._audience = audience
 
     async def __call__(self, turn_context: TurnContext, _parsed: ParsedCommand) -> None:
         t = translator_of(turn_context)
         status = await self._accounts.status(tenant_id_of(turn_context.activity))
         account = status.account
-        advice = await self._advisor.advise(account.tenant_id, with_licences=False)
+        outlook = await self._forecast(account.tenant_id)
         card = self._cards.attachment(
             "status",
             t,
-            runway=runway_text(t, advice.recommendation.runway_days) if advice else "",
+            runway=_runway(t, outlook),
+            forecast=_forecast(t, account, outlook),
             balance=t.minor_money(account.balance_minor, account.currency),
             currency=account.currency,
             auto_recharge=_auto_recharge(t, account),
@@ -107,6 +110,36 @@ class StatusReply:
 
 def _user_id(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_USER_ID_CHARS
+
+
+def _runway(t: Translator, outlook: Forecast | None) -> str:
+    """Days left: as the forecast counts them when it runs out, else at the current rate."""
+    if outlook is None:
+        return ""
+    days = outlook.days_left if outlook.days_left is not None else outlook.runway_days
+    return runway_text(t, days)
+
+
+def _forecast(t: Translator, account: Account, outlook: Forecast | None) -> str:
+    """The day the funds run out, and why then; or why they do not."""
+    if outlook is None or outlook.cause == Cause.NO_SPEND:
+        return ""
+    recharge = t.date(outlook.recharge_on) if outlook.recharge_on else ""
+    if outlook.cause == Cause.COVERED:
+        return t("status.forecast_covered", recharge=recharge)
+    if outlook.runs_out is None:
+        return t("status.forecast_later")
+    when = t.date(outlook.runs_out)
+    if outlook.cause == Cause.EXPIRY:
+        return t(
+            "status.forecast_expiring",
+            date=when,
+            amount=t.minor_money(outlook.expiring_minor, account.currency),
+            expiry=t.date(outlook.expiring_on) if outlook.expiring_on else "",
+        )
+    if outlook.cause in (Cause.CARD_EXPIRES, Cause.CARD_FAILING, Cause.NO_METHOD):
+        return t(f"status.forecast_{outlook.cause.value}", date=when, recharge=recharge)
+    return when
 
 
 def _auto_recharge(t: Translator, account: Account) -> str:

@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _import(settings: ImportSettings, path: Path, tenant_id: str) -> int:
     # Imported here: argument errors and --help answer without loading the storage stack.
+    from azure.core.exceptions import AzureError
+
+    from credits.runway import RunwayAlerts
     from credits.usage import UsageFormatError
     from credits.usage_charging import UsageCharger
     from credits.usage_import import UsageImporter
@@ -159,7 +162,11 @@ async def _import(settings: ImportSettings, path: Path, tenant_id: str) -> int:
             )
             return 2
         importer = UsageImporter(
-            accounts, UsageCharger(repository, clock=lambda: datetime.now(UTC)), recharger=None
+            accounts,
+            UsageCharger(repository, clock=_now),
+            recharger=None,
+            # The runway alert the usage raises is written with it, like the balance alerts.
+            runway=RunwayAlerts(repository, clock=_now, errors=(AzureError,)),
         )
         with (
             path.open("rb") as source,
@@ -182,6 +189,10 @@ async def _import(settings: ImportSettings, path: Path, tenant_id: str) -> int:
         if credits is not None:
             await credits.close()
         await store.close()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 async def _exists(table: TableClient) -> bool:

@@ -167,6 +167,7 @@ class TableAlertStore:
                 "UserId": user_id,
                 "Kinds": json.dumps(sorted(k.value for k in preferences.kinds)),
                 "Thresholds": json.dumps(list(preferences.thresholds_minor)),
+                "RunwayDays": json.dumps(list(preferences.runway_days)),
             },
             mode=UpdateMode.REPLACE,
         )
@@ -231,4 +232,12 @@ def _time(value: Any) -> datetime | None:
 def _preferences_from(entity: dict[str, Any]) -> AlertPreferences:
     known = {kind.value for kind in EventKind}
     kinds = frozenset(EventKind(k) for k in json.loads(entity.get("Kinds") or "[]") if k in known)
-    return AlertPreferences(kinds, tuple(json.loads(entity.get("Thresholds") or "[]")))
+    if "RunwayDays" not in entity:
+        # Saved before the runway alert existed: the admin never chose against it, and every
+        # kind is on until chosen off.
+        kinds |= {EventKind.RUNWAY_LOW}
+    return AlertPreferences(
+        kinds,
+        tuple(json.loads(entity.get("Thresholds") or "[]")),
+        tuple(json.loads(entity.get("RunwayDays") or "[]")),
+    )

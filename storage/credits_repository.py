@@ -50,6 +50,7 @@ from credits.model import (
     OutboxEvent,
     PaymentMethod,
     RechargeState,
+    RunwayWatch,
     SavedCard,
     UsageMarker,
 )
@@ -101,18 +102,28 @@ class TableCreditsRepository:
         table: TableClient,
         on_events: Callable[[str], None] | None = None,
         tenants: TableTenantsIndex | None = None,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
         """`on_events(tenant)` is told, after a commit, that the tenant has new alert events:
         the dispatcher delivers them at once instead of at its next sweep. `tenants`, the
         tenants index, gets a row for every account created (the service always gives one;
-        without it, tools and tests that serve a few tenants find them by a scan)."""
+        without it, tools and tests that serve a few tenants find them by a scan).
+        `on_change(tenant)` is told after every `commit` and `save_account` (money in or out
+        other than usage, and settings): the runway forecast looks again. Usage batches
+        (`commit_usage`) do not tell it: the import evaluates once it is done, rather than
+        racing its own batches for the account."""
         self._table = table
         self._on_events = on_events
         self._tenants = tenants
+        self._on_change = on_change
 
     def _notify(self, tenant_id: str) -> None:
         if self._on_events is not None:
             self._on_events(tenant_id)
+
+    def _changed(self, tenant_id: str) -> None:
+        if self._on_change is not None:
+            self._on_change(tenant_id)
 
     # --- accounts -------------------------------------------------------------------------
 
@@ -149,6 +160,7 @@ class TableCreditsRepository:
             )
         except ResourceModifiedError as error:
             raise ConcurrencyConflict("the account changed") from error
+        self._changed(new.tenant_id)
         return Versioned(new, metadata["etag"])
 
     # --- lots and ledger --------------------------------------------------------------------
@@ -434,6 +446,7 @@ class TableCreditsRepository:
             raise
         if any(isinstance(record, OutboxEvent) for record in inserts):
             self._notify(tenant_id)
+        self._changed(tenant_id)
         return Versioned(change.account, results[0]["etag"])
 
     def _query_prefix(self, tenant_id: str, prefix: str, **kwargs: Any):
@@ -567,6 +580,8 @@ def _account_entity(account: Account) -> dict[str, Any]:
         "AutoRecharge": json.dumps(asdict(account.auto_recharge)),
         "Recharge": json.dumps(asdict(account.recharge)),
         "LowBalanceThresholds": json.dumps(list(account.low_balance_thresholds)),
+        "RunwayThresholds": json.dumps(list(account.runway_thresholds)),
+        "Runway": json.dumps(asdict(account.runway)),
         "LastPurchaseMinor": _int64(account.last_purchase_minor),
         "PaymentCustomer": account.payment_customer,
         "OwedMinor": _int64(account.owed_minor),
@@ -585,10 +600,17 @@ def _account_from(entity: dict[str, Any]) -> Account:
         auto_recharge=AutoRecharge(**json.loads(entity.get("AutoRecharge") or "{}")),
         recharge=RechargeState(**json.loads(entity.get("Recharge") or "{}")),
         low_balance_thresholds=tuple(json.loads(entity.get("LowBalanceThresholds") or "[]")),
+        runway_thresholds=tuple(json.loads(entity.get("RunwayThresholds") or "[]")),
+        runway=_runway_from(entity.get("Runway")),
         last_purchase_minor=_int(entity.get("LastPurchaseMinor") or 0),
         payment_customer=entity.get("PaymentCustomer", ""),
         owed_minor=_int(entity.get("OwedMinor") or 0),
     )
+
+
+def _runway_from(text: str | None) -> RunwayWatch:
+    fields = json.loads(text or "{}")
+    return RunwayWatch(**{**fields, "crossed": tuple(fields.get("crossed") or ())})
 
 
 def _lot_entity(tenant_id: str, lot: Lot) -> dict[str, Any]:

@@ -167,4 +167,12 @@ SAMPLE_DATA: dict[EventKind, dict] = {
         "balance_minor": 0,
         "order": "0123456789AB",
     },
+    EventKind.RUNWAY_LOW: {
+        "threshold_days": 14,
+        "days_left": 9,
+        "runs_out": "2026-12-02",
+        "cause": "spending",
+        "mean_minor": 4_250,
+        "balance_minor": 38_250,
+    },
 }

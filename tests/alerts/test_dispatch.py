@@ -30,6 +30,7 @@ EXPECTED_ACTIONS = {
     EventKind.FUNDS_EXPIRING: ["status"],
     EventKind.FUNDS_EXPIRED: ["status"],
     EventKind.PAYMENT_REVERSED: ["status"],
+    EventKind.RUNWAY_LOW: ["add_funds", "auto_recharge"],
 }
 LOCALES = ["en-US", "pt-BR", "es-ES", "zh-CN", "ru-RU", "fr-FR"]
 
@@ -86,7 +87,13 @@ async def test_each_kind_reaches_every_recipient_in_their_language(harness, conn
         [post] = posts_to(connector, conversation_id)
         t = L10N.translator(locale)
         card = post.activity["attachments"][0]["content"]
-        assert card["body"][0]["text"] == t(f"alert.{kind.value}.title")
+        # The runway alert's title says how many days are left; the others name their kind.
+        title = (
+            t.ngettext("alert.runway_low.title_days", 9, days=t.number(9))
+            if kind == EventKind.RUNWAY_LOW
+            else t(f"alert.{kind.value}.title")
+        )
+        assert card["body"][0]["text"] == title
         assert [a["data"]["command"] for a in card["actions"]] == EXPECTED_ACTIONS[kind]
         assert post.activity["id"] == message_id(event.event_id, conversation_id)
         assert post.activity["channelData"]["notification"]["alert"] is True

@@ -126,7 +126,8 @@ async def test_alert_history_names_the_channel_and_the_alert_starts_a_post(api, 
     await wait_for_alert(connector, OPS, "alert.balance_low.title")
     await wait_for_alert(connector, PERSONAL, "alert.balance_low.title")
     posted = [p for p in connector.posted if p.conversation_id.startswith(OPS)]
-    assert [p.path for p in posted if p.activity.get("summary")] == [
+    balance_low = EN("alert.balance_low.title")
+    assert [p.path for p in posted if p.activity.get("summary") == balance_low] == [
         f"/v3/conversations/{OPS}/activities"
     ]
 

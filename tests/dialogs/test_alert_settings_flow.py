@@ -15,8 +15,10 @@ import pytest
 from babel.lists import format_list
 from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 
+from app import SERVICES
 from credits.alerts import CHOOSABLE_KINDS, AlertPreferences
 from credits.model import AutoRecharge, EventKind
+from locales import LANGUAGES
 from storage.alerts import TableAlertStore
 from storage.conversations import ConversationRepository
 from storage.credits_repository import TableCreditsRepository
@@ -208,6 +210,9 @@ async def test_saving_kinds_and_thresholds(client, connector, stores):
             for kind in CHOOSABLE_KINDS
         },
         EN("alert_settings.thresholds"): format_list(["$500.00", "$100.00"], locale="en"),
+        EN("alert_settings.runway"): EN(
+            "alert_settings.runway_default", default=EN.ngettext("usage.runway_days", 14, days="14")
+        ),
     }
 
     # The form comes back with what was saved.
@@ -256,6 +261,7 @@ async def test_save_pressed_again_after_saving_changes_nothing(client, connector
     chat = Chat(client, connector)
     form = await open_form(chat)
     await save(chat, form, thresholds="500")
+    await client.app[SERVICES].runway.idle()  # the forecast, looked at again after the save
     account = await stores.credits.get_account(activities.TENANT)
     again = await save(chat, form, thresholds="50")  # the flow has ended
     assert (await stores.preferences()).thresholds_minor == (50000,)
@@ -309,6 +315,49 @@ async def test_bad_thresholds_come_back_at_the_field(client, connector, stores, 
     # Corrected, it saves.
     await save(chat, again, thresholds="500")
     assert (await stores.account()).low_balance_thresholds == (50000,)
+
+
+# --- runway thresholds ------------------------------------------------------------------------
+
+
+async def test_runway_thresholds_are_saved_and_kept_on_the_account(client, connector, stores):
+    chat = Chat(client, connector)
+    form = await open_form(chat)
+    assert element(form, "runway")["value"] == ""  # none chosen: the default, 14 days
+    saved = await save(chat, form, runway="7; 30, 30")
+    assert facts_of(saved)[EN("alert_settings.runway")] == format_list(
+        [
+            EN.ngettext("usage.runway_days", 30, days="30"),
+            EN.ngettext("usage.runway_days", 7, days="7"),
+        ],
+        locale="en",
+    )
+    assert (await stores.preferences()).runway_days == (30, 7)
+    assert (await stores.account()).runway_thresholds == (30, 7)
+    assert element(await open_form(chat), "runway")["value"] == "30; 7"
+
+
+@pytest.mark.parametrize("locale", [lang.tag for lang in LANGUAGES])
+@pytest.mark.parametrize("typed", ["0", "91", "two weeks", "14.5", "-7", "1; 2; 3; 4; 5; 6"])
+async def test_bad_runway_thresholds_come_back_at_the_field_in_every_language(
+    client, connector, stores, locale, typed
+):
+    t = L10N.translator(locale)
+    chat = Chat(client, connector, locale=locale)
+    form = await open_form(chat)
+    again = await save(chat, form, runway=typed)
+    assert card_texts(again)[0] == t("alert_settings.title")
+    if ";" in typed:
+        expected = t.ngettext("alert_settings.error.too_many_days", 5, count=t.number(5))
+    else:
+        bad = typed.split()[0] if typed != "14.5" else typed
+        expected = t(
+            "alert_settings.error.days", value=bad, minimum=t.number(1), maximum=t.number(90)
+        )
+    assert error_at(again, "runway") == expected
+    assert element(again, "runway")["value"] == typed
+    await stores.nothing_saved()
+    assert (await stores.account()).runway_thresholds == ()
 
 
 # --- forged and stray input --------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from app import SERVICES
 from credits.model import AutoRecharge, RechargeState, SavedCard
 from storage.credits_repository import TableCreditsRepository
 from storage.tables import TableStore
@@ -469,6 +470,7 @@ async def test_save_pressed_twice_is_harmless(client, connector, repo, audit):
     confirm = await review(chat, form)
     save = submit_data(confirm, "auto_recharge_confirm", "save")
     await chat.submit(save)
+    await client.app[SERVICES].runway.idle()  # the forecast, looked at again after the save
     first = await repo.get_account(activities.TENANT)
     await chat.submit(save)  # the flow has ended: nothing is saved again
     second = await repo.get_account(activities.TENANT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 from azure.core.exceptions import AzureError
@@ -88,3 +89,70 @@ async def test_one_tenant_failing_does_not_stop_the_others(table_store):
         errors=(AzureError,),
     )
     assert await runner.run_once(job) == 2
+
+
+class DeadStorageLeases:
+    """Stands for Table storage gone at shutdown: acquiring worked, releasing never answers
+    (the storage client retrying a refused connection)."""
+
+    def __init__(self) -> None:
+        self.releases = 0
+
+    async def acquire(self, name: str, owner: str, ttl: timedelta) -> bool:
+        return True
+
+    async def release(self, name: str, owner: str) -> None:
+        self.releases += 1
+        await asyncio.Event().wait()
+
+
+async def _cancelled_pass(leases) -> None:
+    started = asyncio.Event()
+
+    async def work(_tenant: str) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    async def tenants() -> list[str]:
+        return ["t1"]
+
+    job = Job("runway", timedelta(hours=1), work)
+    runner = JobRunner([job], leases, tenants, owner="stopping", errors=(AzureError,))
+    task = asyncio.create_task(runner.run_once(job))
+    await started.wait()
+    task.cancel()
+    # The pass ends once cancelled (its lease released or left); 10 s only guards a hang.
+    done, _ = await asyncio.wait({task}, timeout=10)
+    task.cancel()  # again, should it still be waiting
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert done == {task}, "the cancelled pass was still waiting on its lease"
+
+
+async def test_a_pass_cancelled_at_shutdown_does_not_wait_on_dead_storage():
+    """tests/bot/test_http.py's healthz test hung so: the shutdown cancelled a pass, whose
+    release of its lease waited out the storage client's retries."""
+    leases = DeadStorageLeases()
+    await _cancelled_pass(leases)
+    assert leases.releases == 1  # tried, then left to run out
+
+
+async def test_a_pass_cancelled_at_shutdown_releases_its_lease(table_store):
+    leases = TableLeases(table_store.table(table_store.names.leases), Clock())
+    await _cancelled_pass(leases)
+    assert await leases.acquire("runway", "other", timedelta(hours=2))
+
+
+async def test_a_finished_pass_releases_its_lease(table_store):
+    leases = TableLeases(table_store.table(table_store.names.leases), Clock())
+
+    async def tenants() -> list[str]:
+        return ["t1"]
+
+    async def work(_tenant: str) -> None:
+        return None
+
+    job = Job("runway", timedelta(hours=1), work)
+    runner = JobRunner([job], leases, tenants, owner="one", errors=(AzureError,))
+    assert await runner.run_once(job) == 1
+    assert await leases.acquire("runway", "other", timedelta(hours=2))

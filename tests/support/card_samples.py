@@ -24,6 +24,7 @@ _ALERT_KINDS = (
     "recharge_failed",
     "auto_recharge_disabled",
     "funds_expiring",
+    "runway_low",
 )
 
 
@@ -251,6 +252,9 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "next_expiry": "x",
                 "recent": recent,
                 "runway": t.ngettext("usage.runway_days", 25, days="25"),
+                "forecast": t(
+                    "status.forecast_card_expires", date="Dec 25, 2026", recharge="Dec 12, 2026"
+                ),
                 "owed": "$300.00",
                 "refresh_users": [f"29:1a{i:02d}" + "b" * 40 for i in range(60)],
             },
@@ -265,6 +269,7 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                 "next_expiry": "",
                 "recent": [],
                 "runway": "",
+                "forecast": "",
                 "owed": "",
                 "refresh_users": ["29:1abc"],
             },
@@ -392,6 +397,13 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                     ],
                     "currency": "USD",
                     "thresholds": thresholds,
+                    "runway": runway,
+                    "runway_help": t(
+                        "alert_settings.runway_help",
+                        minimum="1",
+                        maximum="90",
+                        default=t.ngettext("usage.runway_days", 14, days="14"),
+                    ),
                     "max_chars": 120,
                     "help": t.ngettext(
                         "alert_settings.thresholds_help", 5, count=5, maximum="$100,000.00"
@@ -402,11 +414,12 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                     "errors": errors,
                 },
             )
-            for on, thresholds, default, channels, more, errors in (
-                (True, "", t("alert_settings.default_none", percent=20), [], "", {}),
+            for on, thresholds, runway, default, channels, more, errors in (
+                (True, "", "", t("alert_settings.default_none", percent=20), [], "", {}),
                 (
                     False,
                     "500, -100",
+                    "30; 0",
                     t("alert_settings.default_purchase", amount="$200.00", percent=20),
                     [f"Finance \u00b7 General {i}" for i in range(15)],
                     t.ngettext("alert_settings.channels_more", 3, count=3),
@@ -415,16 +428,23 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                             "alert_settings.error.amount",
                             amount="-100",
                             problem=t("error.amount.negative"),
-                        )
+                        ),
+                        "runway": t(
+                            "alert_settings.error.days", value="0", minimum="1", maximum="90"
+                        ),
                     },
                 ),
                 (
                     True,
                     "1,000",
+                    "1; 2; 3; 4; 5; 6",
                     t("alert_settings.default_trigger", amount="$200.00"),
                     ["19:0a1b2c3d4e5f@thread.tacv2"],
                     "",
-                    {"thresholds": t.ngettext("alert_settings.error.too_many", 5, count=5)},
+                    {
+                        "thresholds": t.ngettext("alert_settings.error.too_many", 5, count=5),
+                        "runway": t.ngettext("alert_settings.error.too_many_days", 5, count=5),
+                    },
                 ),
             )
         ],
@@ -439,13 +459,18 @@ def samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                         }
                         for kind in _ALERT_KINDS
                     ]
-                    + [{"title": t("alert_settings.thresholds"), "value": thresholds}],
+                    + [{"title": t("alert_settings.thresholds"), "value": thresholds}]
+                    + [{"title": t("alert_settings.runway"), "value": runway}],
                     "warnings": [] if on else [t("alert_settings.warning.none")],
                 },
             )
-            for on, thresholds in (
-                (True, "$500.00, $100.00"),
-                (False, t("alert_settings.thresholds_default_none")),
+            for on, thresholds, runway in (
+                (True, "$500.00, $100.00", "30 days and 14 days"),
+                (
+                    False,
+                    t("alert_settings.thresholds_default_none"),
+                    t("alert_settings.runway_default", default="14 days"),
+                ),
             )
         ],
         *_alert_samples(t),
@@ -484,6 +509,10 @@ def _alert_samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
                                      "taken_minor": 20_000, "owed_minor": 30_000,
                                      "owed_total_minor": 30_000, "balance_minor": 0,
                                      "order": "0123456789AB", "currency": "USD"},
+        EventKind.RUNWAY_LOW: {"threshold_days": 14, "days_left": 9, "runs_out": "2026-12-02",
+                               "cause": "expiry", "mean_minor": 4_250, "balance_minor": 120_000,
+                               "expiring_minor": 80_000, "expiring_on": "2026-11-25",
+                               "currency": "USD", "auto_recharge": False},
     }  # fmt: skip
     builder = AlertCards(CardRenderer(), Localizer.from_directory())
     deliveries = [
@@ -500,6 +529,21 @@ def _alert_samples(t: Translator) -> list[tuple[str, dict[str, Any]]]:
         d if i >= len(states) else Delivery(**{**d.__dict__, "state": states[i], "attempts": i})
         for i, d in enumerate(history)
     ]
+    # The runway alert's other branches: about auto-recharge's card, and today.
+    card = {"card_brand": "visa", "card_last4": "4242", "card_month": 12, "card_year": 2026}
+    for index, values in enumerate(
+        (
+            {"cause": "card_expires", "recharge_on": "2026-12-20", **card},
+            {"cause": "card_failing", "recharge_on": "2026-11-24", "card_failed_on": "2026-11-20",
+             **card},
+            {"cause": "no_method", "recharge_on": "2026-11-24", "days_left": 0},
+        )
+    ):  # fmt: skip
+        runway = {**data[EventKind.RUNWAY_LOW], "auto_recharge": True, "expiring_minor": 0}
+        deliveries.append(
+            Delivery("t", f"runway_low-14-{index}", EventKind.RUNWAY_LOW, at, runway | values,
+                     "a:1", "personal", t.tag, "Alex Wilber")
+        )  # fmt: skip
     return [
         *(("alert", builder.content(d, t)) for d in deliveries),
         ("alert_history", {"alerts": []}),
