@@ -5,6 +5,10 @@ currencies, repeats, malformed rows); its charges run up to $50,000 a call, whic
 any demo balance on the first row, so the account-currency amounts are scaled down to cents
 and dollars. A tenant's usage is a sequence of chunks; each file is a window of consecutive
 chunks, so files overlap their neighbours and the same calls arrive by several routes at once.
+
+The generator dates its calls in the 90 days from `EPOCH`; they are moved, by whole days, to end
+yesterday, so that they count in the daily spend the runway forecast reads (calls of 2024 would
+make every forecast "no spend", and runway alerts would never be raised under chaos).
 """
 
 from __future__ import annotations
@@ -13,16 +17,20 @@ import csv
 import hashlib
 import io
 import re
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from credits.usage import ParseReport
 from credits.usage_export import iter_export_rows
-from tests.usage.generate import COLUMNS, write_export
+from tests.usage.generate import COLUMNS, EPOCH, write_export
 
 CHUNK_ROWS = 120
 SCALE = Decimal(10_000)
 _AMOUNT = re.compile(r"[0-9]+\.[0-9]{2}")
 _CHARGE, _FEE, _CURRENCY = (COLUMNS.index(c) for c in ("Charge", "Connection Fee", "Currency"))
+_TIMES = (COLUMNS.index("Start Time"), COLUMNS.index("End Time"))
+# The generator's calls span 90 days (and a call lasts at most two hours).
+GENERATED_DAYS = 91
 
 
 class TenantUsage:
@@ -30,6 +38,8 @@ class TenantUsage:
         self._seed = seed
         self._tenant = tenant_index
         self._chunks: list[list[list[str]]] = []
+        today = datetime.now(UTC).date()
+        self._shift = (today - timedelta(days=GENERATED_DAYS)) - EPOCH.date()
 
     def file(self, first_chunk: int, chunks: int) -> bytes:
         """The export holding chunks first_chunk .. first_chunk + chunks - 1."""
@@ -50,7 +60,19 @@ class TenantUsage:
         raw = io.BytesIO()
         write_export(raw, CHUNK_ROWS, seed=int.from_bytes(digest[:8], "big"))
         records = list(csv.reader(io.StringIO(raw.getvalue().decode("utf-8"), newline="")))
-        return [_scaled(record[: len(COLUMNS)]) for record in records[1:]]
+        return [self._recent(_scaled(record[: len(COLUMNS)])) for record in records[1:]]
+
+    def _recent(self, record: list[str]) -> list[str]:
+        """The record with its times moved by whole days (the date at the front of the text,
+        so the form and offset stay as generated); a malformed time stays as it is."""
+        for column in _TIMES:
+            text = record[column]
+            try:
+                day = date.fromisoformat(text[:10])
+            except ValueError:
+                continue
+            record[column] = (day + self._shift).isoformat() + text[10:]
+        return record
 
 
 def _scaled(record: list[str]) -> list[str]:
