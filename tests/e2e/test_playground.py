@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import urllib.error
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -183,8 +184,9 @@ def test_add_funds_corrected_in_the_same_card(chat: Chat, localizer: Localizer) 
     assert en.money(Decimal("500"), "USD") in normalize(form.inner_text())
 
 
-def pstn_export(charges: list[Decimal]) -> bytes:
-    """An admin centre PSTN usage export: one Communications Credits call (USD) per charge.
+def pstn_export(charges: list[Decimal], ago: timedelta = timedelta(hours=1)) -> bytes:
+    """An admin centre PSTN usage export: one Communications Credits call (USD) per charge,
+    started `ago` before now.
 
     The caller is a made-up user: the Playground's own ids are not GUIDs, which the export's
     AAD ObjectId column must be.
@@ -192,7 +194,7 @@ def pstn_export(charges: list[Decimal]) -> bytes:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
     writer.writeheader()
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    start = datetime.now(UTC).replace(microsecond=0) - ago
     for charge in charges:
         writer.writerow({
             "UsageId": str(uuid.uuid4()), "Call ID": str(uuid.uuid4()), "Conference ID": "",
@@ -276,3 +278,95 @@ def test_low_balance_alert_after_a_usage_import(chat: Chat, localizer: Localizer
     # Sent once: the install's two activities store one conversation, the crossing one event.
     title = en.gettext("alert.balance_low.title")
     assert chat.page.get_by_role("heading", name=title, exact=True).count() == 1
+
+
+def place_order(chat: Chat, en, amount: str) -> None:
+    """`add funds <amount>` with the saved demo card, up to the receipt."""
+    before = chat.send(first_word(en, "command.add_funds") + " " + amount)
+    confirm = chat.wait_for_card(before, en.gettext("confirm.title"))
+    chat.press(confirm, en.gettext("confirm.place"))
+    chat.wait_in(confirm, en.gettext("receipt.title"))
+
+
+def test_runway_alert_offers_auto_recharge(chat: Chat, localizer: Localizer, bot: str) -> None:
+    """Issue 16: $60 of calls yesterday against a $100 purchase leaves $40, above the $20
+    low-balance threshold but less than a day at that rate: the runway alert arrives on its own,
+    with the mean daily spend, and its Turn on auto-recharge button opens the form."""
+    en = localizer.translator("en-US")
+    chat.wait_for_card(0, en.gettext("welcome.title"))
+    place_order(chat, en, "100")
+
+    before = chat.count()
+    report = push_usage(
+        bot, DEFAULT_TENANT_ID, pstn_export([Decimal("60.00")], ago=timedelta(days=1))
+    )
+    assert (report["charged"], report["balance_after_minor"]) == (1, 4000), report
+
+    titles = {en.gettext("alert.runway_low.title_today")} | {
+        en.ngettext("alert.runway_low.title_days", days, days=str(days)) for days in range(1, 15)
+    }
+
+    def is_runway_alert(index: int, _text: str) -> bool:
+        message = chat.bot_messages.nth(index)
+        return any(
+            message.get_by_role("heading", name=title, exact=True).count() for title in titles
+        )
+
+    alert = chat.wait_for_reply(before, is_runway_alert, "a runway alert", 30)
+    text = normalize(alert.inner_text())
+    assert en.gettext("alert.fact.mean_daily") in text
+    assert en.money(Decimal("60.00"), "USD") in text
+    chat.page.screenshot(path=str(ARTIFACTS / "alert-runway-low.png"), full_page=True)
+    # No low-balance alert: $40 is above a fifth of the purchase.
+    assert chat.headings(en.gettext("alert.balance_low.title")) == 0
+
+    before = chat.press(alert, en.gettext("alert.action.turn_on_auto_recharge"))
+    chat.wait_for_card(before, en.gettext("auto_recharge.title"), 30)
+
+
+def test_history_lists_the_purchase_and_exports_csv(chat: Chat, localizer: Localizer) -> None:
+    """Issue 16: `history` shows this month's purchase; Export posts a card whose link (served
+    by the bot, signed for 15 minutes) downloads a CSV with a BOM whose amounts tie to the
+    balances it states."""
+    en = localizer.translator("en-US")
+    chat.wait_for_card(0, en.gettext("welcome.title"))
+    place_order(chat, en, "500")
+
+    before = chat.send(first_word(en, "command.history"))
+    card = chat.wait_for_card(before, en.gettext("history.title"), 30)
+    text = normalize(card.inner_text())
+    assert en.gettext("entry.purchase") in text
+    assert en.money(Decimal("500"), "USD") in text
+
+    before = chat.press(card, en.gettext("history.export"))
+    export = chat.wait_for_card(before, en.gettext("history.export_title"), 30)
+    link = export.get_by_role("link", name=en.gettext("history.export_download"), exact=True)
+    # The button (an Action.OpenUrl: role=link, without an href in the Playground) opens the
+    # link in a new tab, where the browser downloads the file; the test reads the address it
+    # opened and downloads it the same way.
+    with chat.page.context.expect_event("request", lambda r: "/history.csv?" in r.url) as opened:
+        link.click()
+    href = opened.value.url
+    assert href.startswith("http://127.0.0.1:"), href
+    chat.page.screenshot(path=str(ARTIFACTS / "history-export.png"), full_page=True)
+
+    with urllib.request.urlopen(href, timeout=30) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/csv")
+        body = response.read()
+    assert body.startswith("\ufeff".encode())
+    header, *rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")))
+    amount = header.index(en.gettext("history.csv.amount"))
+    after = header.index(en.gettext("history.csv.balance_after"))
+    kinds = [row[header.index(en.gettext("history.csv.kind"))] for row in rows]
+    assert en.gettext("entry.purchase") in kinds
+    # The books tie: the first row's opening balance plus every amount is the last balance.
+    opening = Decimal(rows[0][after]) - Decimal(rows[0][amount])
+    assert opening + sum(Decimal(row[amount]) for row in rows) == Decimal(rows[-1][after])
+    assert Decimal("500.00") in {Decimal(row[amount]) for row in rows}
+
+    # The same link, altered, is refused.
+    forged = href.replace("sig=", "sig=A")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(forged, timeout=30)
+    assert refused.value.code == 403
