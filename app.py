@@ -26,7 +26,7 @@ from botbuilder.core import ConversationState, UserState
 
 from bot.activity_handler import CreditsBot
 from bot.adapter import AdapterWithErrorHandler
-from bot.alert_dispatch import AlertDispatcher, Wakeups
+from bot.alert_dispatch import AlertDispatcher
 from bot.checkout_notices import CheckoutNotices, NoticeFailed
 from bot.history_export import HistoryExport
 from bot.http_guards import (
@@ -60,12 +60,13 @@ from credits.payments import PaymentError, PaymentGateway
 from credits.payments import ReturnPages as ProcessorReturns
 from credits.recommendation import FundingAdvisor
 from credits.repository import ConcurrencyConflict
-from credits.runway import RunwayAlerts, Woken
+from credits.runway import RunwayAlerts
 from credits.usage import UsageFormatError
 from credits.usage_charging import UsageCharger
 from credits.usage_days import ConsistencyError
 from credits.usage_import import GraphUsageSync, PageSource, UsageImporter
 from credits.usage_migration import UsageMigration
+from credits.wakeups import Wakeups
 from dialogs.add_funds import CONFIRM, AddFundsDialog
 from dialogs.alert_commands import AlertHistory, AlertsHere
 from dialogs.alert_settings import FORM as ALERT_SETTINGS_FORM
@@ -300,7 +301,7 @@ def build_credits(
     """`on_events(tenant)` hears of every commit that wrote alert events. The caller closes
     the result (`Credits.close`: the processor's HTTP client)."""
     gateway = payment_gateway(settings, store)
-    woken = Woken()
+    woken = Wakeups()
     repository = TableCreditsRepository(
         store.table(store.names.credits),
         on_events,

@@ -53,6 +53,7 @@ from credits.conversations import Conversations, StoredConversation
 from credits.forecast import Forecast
 from credits.model import Account, EventKind, Lot, MethodKind, OutboxEvent
 from credits.repository import Versioned
+from credits.wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
 
@@ -91,23 +92,6 @@ class DispatchReport:
     gone: int = 0
     unconfirmed: int = 0
     superseded: int = 0
-
-
-class Wakeups:
-    """Tenants with news for the dispatcher; made before it, so the ledger can ring it."""
-
-    def __init__(self) -> None:
-        self.tenants: set[str] = set()
-        self.event = asyncio.Event()
-
-    def __call__(self, tenant_id: str) -> None:
-        self.tenants.add(tenant_id)
-        self.event.set()
-
-    def take(self) -> set[str]:
-        self.event.clear()
-        taken, self.tenants = self.tenants, set()
-        return taken
 
 
 class AlertDispatcher:

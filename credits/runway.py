@@ -39,6 +39,7 @@ from credits.alerts import DEFAULT_RUNWAY_DAYS
 from credits.forecast import Forecast, forecast, recharge_card
 from credits.model import Account, EventKind, OutboxEvent, RunwayWatch
 from credits.repository import ConcurrencyConflict, CreditsRepository, DuplicateRecord, Versioned
+from credits.wakeups import Wakeups
 
 logger = logging.getLogger(__name__)
 
@@ -149,24 +150,6 @@ def event_data(outlook: Forecast, threshold: int) -> dict[str, str | int]:
     return data
 
 
-class Woken:
-    """Tenants whose account changed: the repository's `on_change`, made before the repository
-    (which RunwayAlerts needs), served by `RunwayAlerts.run`."""
-
-    def __init__(self) -> None:
-        self.tenants: set[str] = set()
-        self.event = asyncio.Event()
-
-    def __call__(self, tenant_id: str) -> None:
-        self.tenants.add(tenant_id)
-        self.event.set()
-
-    def take(self) -> set[str]:
-        self.event.clear()
-        taken, self.tenants = self.tenants, set()
-        return taken
-
-
 class RunwayAlerts:
     """Forecasts a tenant's runway and raises its alerts (reads the account, its lots and 91
     days of spend; writes the account only when its runway state changes)."""
@@ -177,7 +160,7 @@ class RunwayAlerts:
         *,
         clock: Callable[[], datetime],
         errors: tuple[type[Exception], ...] = (),
-        woken: Woken | None = None,
+        woken: Wakeups | None = None,
     ) -> None:
         """`errors`: what a failed evaluation after an import, or of a woken tenant, may raise
         (storage errors): logged, and left to the job, which finds the account changed.
@@ -185,7 +168,7 @@ class RunwayAlerts:
         self._repo = repository
         self._clock = clock
         self._errors = errors
-        self._woken = woken or Woken()
+        self._woken = woken or Wakeups()
         self._busy = False
 
     async def forecast(self, tenant_id: str) -> Forecast | None:

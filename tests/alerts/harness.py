@@ -16,12 +16,13 @@ from botbuilder.core import ConversationState, MemoryStorage
 from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 
 from bot.adapter import AdapterWithErrorHandler
-from bot.alert_dispatch import AlertDispatcher, Wakeups
+from bot.alert_dispatch import AlertDispatcher
 from bot.proactive import ProactiveSender
 from bot.rate_limits import TeamsRateLimits
 from cards import CardRenderer
 from cards.alert_cards import AlertCards
 from credits.model import Account, EventKind, OutboxEvent
+from credits.wakeups import Wakeups
 from locales import Localizer
 from storage.alerts import TableAlertStore
 from storage.conversations import ConversationRepository

@@ -33,7 +33,7 @@ from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationR
 from limits import parse
 
 from bot.adapter import AdapterWithErrorHandler
-from bot.alert_dispatch import AlertDispatcher, Wakeups
+from bot.alert_dispatch import AlertDispatcher
 from bot.proactive import ProactiveSender
 from bot.rate_limits import JITTER_MARGIN, PER_CONVERSATION, TeamsRateLimits
 from bot.settings import Settings
@@ -41,6 +41,7 @@ from cards import CardRenderer
 from cards.alert_cards import AlertCards
 from credits.alerts import message_id
 from credits.model import Account, EventKind, OutboxEvent
+from credits.wakeups import Wakeups
 from locales import Localizer
 from scripts.azurite import Azurite
 from storage.alerts import TableAlertStore
