@@ -33,11 +33,11 @@ import resource
 import subprocess
 import sys
 import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from scripts.azurite import ROOT, Azurite
+from tests.support.table_requests import TableRequests, described
 
 TENANT = "bench-history"
 PREFIX = "bhist"
@@ -48,26 +48,6 @@ SPACING = 31
 PURCHASE_EVERY = 1_000
 # Transactions in flight while the ledger is written.
 WRITERS = 4
-
-
-class Requests:
-    """Table requests by kind, as the SDK sends them (a transaction is one `$batch` POST)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    def __call__(self, request) -> None:
-        http = request.http_request
-        if http.url.split("?")[0].endswith("$batch"):
-            self.counts["transactions"] += 1
-        elif http.method == "GET":
-            self.counts["reads"] += 1
-        else:
-            self.counts["other writes"] += 1
-
-    def take(self) -> Counter[str]:
-        taken, self.counts = self.counts, Counter()
-        return taken
 
 
 def _settings(connection_string: str):
@@ -146,7 +126,7 @@ async def _export(connection_string: str, days: int) -> dict:
     from credits.export_links import ExportLinks
     from credits.history import Period
 
-    requests = Requests()
+    requests = TableRequests()
     app = create_app(_settings(connection_string), request_hook=requests)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -203,7 +183,7 @@ async def _page(connection_string: str, rows: int) -> dict:
     from storage.credits_repository import TableCreditsRepository
     from storage.tables import TableStore
 
-    requests = Requests()
+    requests = TableRequests()
     store = TableStore.from_settings(
         connection_string=connection_string,
         account_url="",
@@ -263,10 +243,6 @@ def _run(command: str, argument: str, connection_string: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _requests_text(counts: dict) -> str:
-    return ", ".join(f"{counts.get(k, 0):,} {k}" for k in ("reads", "transactions", "other writes"))
-
-
 def main(rows: int) -> None:
     print(f"python {sys.version.split()[0]}; Azurite in memory; one ledger entry every {SPACING} s")
     span_days = (timedelta(seconds=rows * SPACING) // timedelta(days=1)) + 1
@@ -286,13 +262,13 @@ def main(rows: int) -> None:
                 f"{result['bytes'] / 2**20:,.0f} MiB of CSV in {result['seconds']:.1f} s, "
                 f"{rate:,.0f} rows/s; peak RSS {result['peak_rss_mib']:.0f} MiB "
                 f"(before the download {result['baseline_rss_mib']:.0f} MiB); "
-                f"requests: {_requests_text(result['requests'])}"
+                f"requests: {described(result['requests'])}"
             )
         page = _run("page", str(rows), azurite.connection_string)
         print(
             f"history card, month {page['month']} ({page['entries']:,} entries) of {rows:,}: "
-            f"finding it {_requests_text(page['locate'])}; one page "
-            f"{_requests_text(page['page'])}; {page['seconds'] * 1000:.0f} ms"
+            f"finding it {described(page['locate'])}; one page "
+            f"{described(page['page'])}; {page['seconds'] * 1000:.0f} ms"
         )
 
 

@@ -26,39 +26,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from scripts.azurite import ROOT, Azurite
+from tests.support.table_requests import TableRequests, described
 
 TENANT = "bench-tenant"
 # More than any generated file costs: every eligible row is charged in full.
 FUNDS_MINOR = 10**15
 
 
-class Requests:
-    """Table requests by kind, as the SDK sends them (a transaction is one `$batch` POST)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    def __call__(self, request) -> None:
-        http = request.http_request
-        if http.url.split("?")[0].endswith("$batch"):
-            self.counts["transactions"] += 1
-        elif http.method == "GET":
-            self.counts["reads"] += 1
-        else:
-            self.counts["other writes"] += 1
-
-    def take(self) -> Counter[str]:
-        taken, self.counts = self.counts, Counter()
-        return taken
-
-
-async def _funded(connection_string: str, prefix: str, requests: Requests):
+async def _funded(connection_string: str, prefix: str, requests: TableRequests):
     from app import build_credits
     from bot.settings import Settings
     from credits import ledger
@@ -100,7 +80,7 @@ def _peak_rss_mib() -> float:
 
 
 async def _import(path: Path, connection_string: str) -> dict:
-    requests = Requests()
+    requests = TableRequests()
     store, credits = await _funded(connection_string, "bi" + path.stem.split(".")[-1], requests)
     figures = {"baseline_rss_mib": _peak_rss_mib()}
     for name in ("first", "again"):
@@ -149,7 +129,7 @@ async def _recommend(calls: int, connection_string: str) -> dict:
     from credits.recommendation import FundingAdvisor
     from credits.usage_charging import UsageCharger
 
-    requests = Requests()
+    requests = TableRequests()
     store, credits = await _funded(connection_string, "brecommend", requests)
     today = date(2026, 11, 23)
     first = datetime(2026, 8, 25, tzinfo=UTC)
@@ -205,10 +185,6 @@ def _run(command: str, argument: str, connection_string: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _requests_text(counts: dict) -> str:
-    return ", ".join(f"{counts.get(k, 0):,} {k}" for k in ("reads", "transactions", "other writes"))
-
-
 def main(sizes: list[int], recommend_calls: int) -> None:
     from tests.usage.generate import write_export
 
@@ -231,7 +207,7 @@ def main(sizes: list[int], recommend_calls: int) -> None:
                     f"{figures['already_charged']:,} already charged; "
                     f"peak RSS {figures['peak_rss_mib']:.0f} MiB"
                 )
-                print(f"  {'':<12} requests: {_requests_text(figures['requests'])}")
+                print(f"  {'':<12} requests: {described(figures['requests'])}")
             per_new = sum(first["requests"].values()) / first["charged"] * 10_000
             per_known = sum(again["requests"].values()) / again["already_charged"] * 10_000
             print(
@@ -242,7 +218,7 @@ def main(sizes: list[int], recommend_calls: int) -> None:
         advice = _run("recommend", str(recommend_calls), azurite.connection_string)
         print(
             f"recommendation for a tenant with {advice['calls']:,} calls over 90 days: "
-            f"{advice['seconds'] * 1000:.1f} ms, {_requests_text(advice['requests'])} "
+            f"{advice['seconds'] * 1000:.1f} ms, {described(advice['requests'])} "
             f"({advice['days']} days of spend; the calls were set up in "
             f"{advice['charging_seconds']:.0f} s)"
         )

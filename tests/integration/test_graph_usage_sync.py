@@ -3,7 +3,6 @@ standing for Microsoft Graph's call records API) and the real ledger on Azurite.
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -19,6 +18,7 @@ from graph.client import GraphClient
 from graph.pstn_calls import GraphPstnCalls
 from storage.tables import TableStore
 from tests.fakes.graph_pstn import FakeGraphPstn, FakeTokens, pstn_row
+from tests.support.table_requests import TableRequests
 from tests.support.usage_books import assert_charged_once
 
 TENANT = "graph-sync-tenant"
@@ -65,20 +65,6 @@ async def test_sync_charges_new_calls_once_per_pass(aiohttp_server, azurite, tab
     assert sum(e.amount_minor for e in entries if e.kind == EntryKind.USAGE) == -375
 
 
-class Requests:
-    """Table requests by kind (a transaction is one `$batch` POST)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    def __call__(self, request) -> None:
-        http = request.http_request
-        if http.url.split("?")[0].endswith("$batch"):
-            self.counts["transaction"] += 1
-        else:
-            self.counts["read" if http.method == "GET" else "write"] += 1
-
-
 async def test_a_window_of_mostly_known_calls_writes_only_the_new_ones(
     aiohttp_server, azurite, table_store
 ):
@@ -91,7 +77,7 @@ async def test_a_window_of_mostly_known_calls_writes_only_the_new_ones(
     ]
     graph.add_calls(TENANT, known)
     server = await aiohttp_server(graph.app())
-    requests = Requests()
+    requests = TableRequests()
     store = TableStore.from_settings(
         connection_string=azurite.connection_string,
         account_url="",
@@ -130,10 +116,10 @@ async def test_a_window_of_mostly_known_calls_writes_only_the_new_ones(
         assert (first.charged, first.debited_minor) == (600, 15_000)
         assert (again.charged, again.already_charged, again.debited_minor) == (4, 600, 400)
         # One transaction carries the four new calls; nothing else is written.
-        assert requests.counts["transaction"] == 1 and requests.counts["write"] == 0
+        assert requests.counts["transactions"] == 1 and requests.counts["other writes"] == 0
         # Reads: the account (importer, batch, balance after, recharge check), the lots, the
         # old markers' probe, and the window's days (their ids, their spend): one query each.
-        assert requests.counts["read"] <= 8
+        assert requests.counts["reads"] <= 8
         await assert_charged_once(credits.repository, TENANT, [r["id"] for r in known + fresh])
         entries = await credits.repository.all_entries(TENANT)
         lines = [(e.calls, e.amount_minor) for e in entries if e.kind == EntryKind.USAGE]
