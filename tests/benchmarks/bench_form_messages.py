@@ -23,6 +23,7 @@ from bot.settings import Settings
 from scripts.azurite import Azurite
 from tests.fakes.connector import FakeConnector
 from tests.support import activities
+from tests.support.chat import choices
 
 
 def _data(card: dict[str, Any], form: str, action: str | None = None) -> dict[str, Any]:
@@ -50,24 +51,7 @@ def _data(card: dict[str, Any], form: str, action: str | None = None) -> dict[st
 
 
 def _agreement(card: dict[str, Any]) -> str:
-    def walk(node: Any) -> str | None:
-        if isinstance(node, dict):
-            if node.get("id") == "method":
-                return next(
-                    c["value"] for c in node["choices"] if c["value"].startswith("agreement:")
-                )
-            for value in node.values():
-                if (hit := walk(value)) is not None:
-                    return hit
-        elif isinstance(node, list):
-            for value in node:
-                if (hit := walk(value)) is not None:
-                    return hit
-        return None
-
-    found = walk(card)
-    assert found is not None
-    return found
+    return next(c["value"] for c in choices(card, "method") if c["value"].startswith("agreement:"))
 
 
 async def one_flow(azurite: Azurite, mode: str) -> tuple[int, int]:
